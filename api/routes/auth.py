@@ -1,0 +1,53 @@
+"""Registration, login, refresh, logout and the current user."""
+
+from __future__ import annotations
+
+from flask_jwt_extended import jwt_required
+from flask_smorest import Blueprint
+
+from api.schemas import LoginIn, RegisterIn, TokensOut, UserOut
+from api.security import bank, current_user, issue_tokens, refreshed_access_token, revoke_current_tokens
+from core import users
+
+blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Sign-up and tokens")
+BEARER = [{"bearerAuth": []}]
+
+
+@blp.post("/register")
+@blp.arguments(RegisterIn)
+@blp.response(201, UserOut)
+def register(body: dict) -> tuple[dict, int]:
+    return users.register(bank().db, users.NewUser(**body)), 201
+
+
+@blp.post("/login")
+@blp.arguments(LoginIn)
+@blp.response(200, TokensOut)
+def login(body: dict) -> dict:
+    user = users.authenticate(bank().db, bank().settings, body["username"], body["password"])
+    return issue_tokens(user)
+
+
+@blp.post("/refresh")
+@blp.doc(security=BEARER, description="Send the refresh token as the bearer token.")
+@jwt_required(refresh=True)
+@blp.response(200, TokensOut)
+def refresh() -> dict:
+    return refreshed_access_token(current_user())
+
+
+@blp.post("/logout")
+@blp.doc(security=BEARER)
+@jwt_required()
+@blp.response(204)
+def logout() -> tuple[str, int]:
+    revoke_current_tokens()
+    return "", 204
+
+
+@blp.get("/me")
+@blp.doc(security=BEARER)
+@jwt_required()
+@blp.response(200, UserOut)
+def me() -> dict:
+    return users.user_view(current_user())

@@ -1,0 +1,198 @@
+"""Request and response shapes (marshmallow). Unknown fields are refused; amounts are strings only."""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+from core.jobs import STATUSES
+
+ID = {"validate": validate.Length(min=1, max=64)}
+USERNAME = validate.Regexp(r"^[A-Za-z0-9_.-]{3,64}$", error="3-64 letters, digits, '_', '.' or '-'.")
+PHONE = validate.Regexp(r"^\+?[0-9][0-9 ()-]{4,30}$", error="Not a phone number.")
+CURRENCY = validate.Regexp(r"^[A-Z]{3}$", error="An ISO 4217 code such as EUR.")
+
+
+class Strict(Schema):
+    class Meta:
+        unknown = RAISE
+        ordered = True
+
+
+class Problem(Schema):
+    type = fields.String()
+    title = fields.String()
+    status = fields.Integer()
+    detail = fields.String()
+    code = fields.String()
+    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
+
+
+class RegisterIn(Strict):
+    username = fields.String(required=True, validate=USERNAME)
+    email = fields.Email(required=True, validate=validate.Length(max=254))
+    password = fields.String(required=True, validate=validate.Length(min=1, max=256), load_only=True)
+    full_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    date_of_birth = fields.Date(allow_none=True)
+    phone = fields.String(allow_none=True, validate=PHONE)
+
+
+class AdminUserIn(RegisterIn):
+    role = fields.String(required=True, validate=validate.OneOf(["customer", "teller", "admin"]))
+
+
+class LoginIn(Strict):
+    username = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    password = fields.String(required=True, validate=validate.Length(min=1, max=256), load_only=True)
+
+
+class TokensOut(Schema):
+    access_token = fields.String()
+    refresh_token = fields.String()
+    token_type = fields.String()
+    expires_in = fields.Integer()
+
+
+class UserOut(Schema):
+    id = fields.String()
+    username = fields.String()
+    email = fields.String()
+    full_name = fields.String()
+    date_of_birth = fields.String(allow_none=True)
+    phone = fields.String(allow_none=True)
+    role = fields.String()
+    kyc_status = fields.String()
+    status = fields.String()
+    created_at = fields.String()
+
+
+class PageArgs(Strict):
+    limit = fields.Integer(load_default=None, validate=validate.Range(min=1, max=500))
+    cursor = fields.String(load_default=None, validate=validate.Length(max=512))
+
+
+class AccountIn(Strict):
+    currency = fields.String(required=True, validate=CURRENCY)
+    type = fields.String(required=True, validate=validate.OneOf(["checking", "savings"]))
+    owner_id = fields.String(allow_none=True, **ID)
+
+
+class AccountListArgs(PageArgs):
+    owner_id = fields.String(load_default=None, **ID)
+
+
+class AccountOut(Schema):
+    id = fields.String()
+    number = fields.String()
+    owner_id = fields.String(allow_none=True)
+    currency = fields.String()
+    type = fields.String()
+    status = fields.String()
+    balance = fields.String()
+    available_balance = fields.String()
+    created_at = fields.String()
+
+
+class AccountPage(Schema):
+    items = fields.List(fields.Nested(AccountOut))
+    next_cursor = fields.String(allow_none=True)
+
+
+class EntryOut(Schema):
+    id = fields.String()
+    transfer_id = fields.String()
+    amount = fields.String(metadata={"description": "Signed decimal string; negative leaves the account."})
+    balance_after = fields.String()
+    currency = fields.String()
+    description = fields.String(allow_none=True)
+    posted_at = fields.String()
+
+
+class EntryPage(Schema):
+    items = fields.List(fields.Nested(EntryOut))
+    next_cursor = fields.String(allow_none=True)
+
+
+class JobError(Schema):
+    code = fields.String()
+    message = fields.String()
+
+
+class JobLinks(Schema):
+    self = fields.String()
+    resource = fields.String(allow_none=True)
+
+
+class JobOut(Schema):
+    id = fields.String()
+    kind = fields.String()
+    status = fields.String(metadata={"enum": list(STATUSES)})
+    created_at = fields.String()
+    updated_at = fields.String()
+    attempts = fields.Integer()
+    result = fields.Dict(allow_none=True)
+    error = fields.Nested(JobError, allow_none=True)
+    links = fields.Nested(JobLinks)
+
+
+class JobPage(Schema):
+    items = fields.List(fields.Nested(JobOut))
+    next_cursor = fields.String(allow_none=True)
+
+
+class JobListArgs(PageArgs):
+    status = fields.String(load_default=None, validate=validate.OneOf(STATUSES))
+    kind = fields.String(load_default=None, validate=validate.Length(max=32))
+
+
+AMOUNT = fields.String(required=True, validate=validate.Length(min=1, max=40), metadata={
+    "description": "Decimal string in major units, at most the currency's minor digits, e.g. \"125.50\".",
+    "example": "125.50"})
+
+
+class TransferIn(Strict):
+    source_account_id = fields.String(required=True, **ID)
+    destination_account_id = fields.String(**ID)
+    destination_account_number = fields.String(validate=validate.Length(min=1, max=34))
+    amount = fields.String(required=True, validate=validate.Length(min=1, max=40), metadata={
+        "description": "Decimal string in major units, e.g. \"125.50\".", "example": "125.50"})
+    currency = fields.String(required=True, validate=CURRENCY)
+    description = fields.String(allow_none=True, validate=validate.Length(max=500))
+    execute_at = fields.AwareDateTime(allow_none=True, default_timezone=UTC)
+
+    @validates_schema
+    def _one_destination(self, data: dict, **_: object) -> None:
+        if bool(data.get("destination_account_id")) == bool(data.get("destination_account_number")):
+            raise ValidationError("Give exactly one of destination_account_id and destination_account_number.",
+                                  "destination_account_id")
+
+
+class MovementIn(Strict):
+    account_id = fields.String(required=True, **ID)
+    amount = fields.String(required=True, validate=validate.Length(min=1, max=40), metadata={
+        "description": "Decimal string in major units, e.g. \"125.50\".", "example": "125.50"})
+    currency = fields.String(required=True, validate=CURRENCY)
+    description = fields.String(allow_none=True, validate=validate.Length(max=500))
+
+
+class TransferOut(Schema):
+    id = fields.String()
+    job_id = fields.String()
+    kind = fields.String()
+    status = fields.String()
+    source_account_id = fields.String()
+    destination_account_id = fields.String()
+    amount = fields.String()
+    currency = fields.String()
+    description = fields.String(allow_none=True)
+    failure_code = fields.String(allow_none=True)
+    execute_at = fields.String(allow_none=True)
+    created_at = fields.String()
+    posted_at = fields.String(allow_none=True)
+
+
+class LedgerCheckOut(Schema):
+    ok = fields.Boolean()
+    accounts_checked = fields.Integer()
+    mismatches = fields.List(fields.Dict())

@@ -1,0 +1,142 @@
+"""JWT wiring: token issue, revocation checks, the current user and role guards."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from functools import wraps
+from typing import Any
+
+from flask import Flask, current_app
+from flask_jwt_extended import (
+    JWTManager,
+    create_access_token,
+    create_refresh_token,
+    decode_token,
+    get_current_user,
+    get_jwt,
+)
+
+from api.errors import problem
+from core.bank import Bank
+from core.errors import Forbidden
+from core.models import User
+from core.users import STAFF, get_user, is_staff
+
+jwt = JWTManager()
+
+
+def bank() -> Bank:
+    return current_app.extensions["bankq"]  # type: ignore[no-any-return]
+
+
+def current_user() -> User:
+    return get_current_user()  # type: ignore[no-any-return]
+
+
+def issue_tokens(user: User) -> dict[str, Any]:
+    claims = {"role": user.role, "tv": user.token_version}
+    refresh = create_refresh_token(identity=user.id, additional_claims=claims)
+    refresh_jti = decode_token(refresh)["jti"]
+    access = create_access_token(identity=user.id, additional_claims={**claims, "rjti": refresh_jti})
+    return {
+        "access_token": access,
+        "refresh_token": refresh,
+        "token_type": "Bearer",
+        "expires_in": bank().settings.access_token_seconds,
+    }
+
+
+def refreshed_access_token(user: User) -> dict[str, Any]:
+    claims = get_jwt()
+    access = create_access_token(identity=user.id, additional_claims={
+        "role": user.role, "tv": user.token_version, "rjti": claims["jti"]})
+    return {"access_token": access, "token_type": "Bearer", "expires_in": bank().settings.access_token_seconds}
+
+
+def revoke_current_tokens() -> None:
+    claims = get_jwt()
+    store = bank().revocations
+    expires = datetime.fromtimestamp(claims["exp"], UTC)
+    store.revoke(claims["jti"], expires)
+    if claims.get("rjti"):
+        refresh_expiry = datetime.fromtimestamp(claims["exp"] + bank().settings.refresh_token_seconds, UTC)
+        store.revoke(claims["rjti"], refresh_expiry)
+
+
+def staff_required(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if current_user().role not in STAFF:
+            raise Forbidden("Staff only.", code="forbidden")
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def admin_required(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if current_user().role != "admin":
+            raise Forbidden("Administrators only.", code="forbidden")
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def init_jwt(app: Flask, b: Bank) -> None:
+    app.config.update(
+        JWT_SECRET_KEY=b.settings.secret_key,
+        JWT_ACCESS_TOKEN_EXPIRES=timedelta(seconds=b.settings.access_token_seconds),
+        JWT_REFRESH_TOKEN_EXPIRES=timedelta(seconds=b.settings.refresh_token_seconds),
+        JWT_TOKEN_LOCATION=["headers"],
+        JWT_ALGORITHM="HS256",
+        JWT_DECODE_LEEWAY=0,
+    )
+    jwt.init_app(app)
+
+    @jwt.user_lookup_loader
+    def _load_user(_header: dict[str, Any], payload: dict[str, Any]) -> User | None:
+        user = get_user(b.db, payload["sub"])
+        if user is None or user.status != "active" or payload.get("tv") != user.token_version:
+            return None
+        return user
+
+    @jwt.token_in_blocklist_loader
+    def _revoked(_header: dict[str, Any], payload: dict[str, Any]) -> bool:
+        return b.revocations.is_revoked(payload["jti"])
+
+    bearer = {"WWW-Authenticate": "Bearer"}
+
+    @jwt.unauthorized_loader
+    def _missing(reason: str):  # type: ignore[no-untyped-def]
+        return problem(401, "token_missing", "Authentication required", reason, headers=bearer)
+
+    @jwt.invalid_token_loader
+    def _invalid(reason: str):  # type: ignore[no-untyped-def]
+        return problem(401, "token_invalid", "Invalid token", reason, headers=bearer)
+
+    @jwt.expired_token_loader
+    def _expired(_h, _p):  # type: ignore[no-untyped-def]
+        return problem(401, "token_expired", "Token expired", "The token has expired.", headers=bearer)
+
+    @jwt.revoked_token_loader
+    def _revoked_answer(_h, _p):  # type: ignore[no-untyped-def]
+        return problem(401, "token_revoked", "Token revoked", "The token has been revoked.", headers=bearer)
+
+    @jwt.user_lookup_error_loader
+    def _no_user(_h, _p):  # type: ignore[no-untyped-def]
+        return problem(401, "token_revoked", "Token no longer valid",
+                       "The token no longer grants access.", headers=bearer)
+
+    @jwt.needs_fresh_token_loader
+    def _fresh(_h, _p):  # type: ignore[no-untyped-def]
+        return problem(401, "fresh_token_required", "Fresh token required", headers=bearer)
+
+    @jwt.token_verification_failed_loader
+    def _failed(_h, _p):  # type: ignore[no-untyped-def]
+        return problem(401, "token_invalid", "Invalid token", headers=bearer)
+
+
+__all__ = ["admin_required", "bank", "current_user", "init_jwt", "is_staff", "issue_tokens", "jwt",
+           "refreshed_access_token", "revoke_current_tokens", "staff_required"]

@@ -1,0 +1,1 @@
+"""The beat schedule: which tick runs when. Nothing else lives here."""

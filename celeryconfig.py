@@ -1,0 +1,58 @@
+"""Celery configuration, from the one settings object. Delivery is at least once; effects are exactly once."""
+
+from kombu import Queue
+
+from beat.schedule import beat_schedule_for
+from core.jobs import QUEUES
+from core.settings import Settings
+
+_settings = Settings.from_env()
+
+broker_url = _settings.broker_url
+if broker_url.startswith("filesystem"):
+    _folder = _settings.broker_folder
+    for _sub in ("queue", "processed", "control"):
+        (_folder / _sub).mkdir(parents=True, exist_ok=True)
+    broker_transport_options = {
+        "data_folder_in": str(_folder / "queue"),
+        "data_folder_out": str(_folder / "queue"),
+        "processed_folder": str(_folder / "processed"),
+        "store_processed": False,
+        "control_folder": str(_folder / "control"),
+    }
+    worker_enable_remote_control = False
+else:
+    broker_transport_options = {
+        "visibility_timeout": 900,
+        "socket_connect_timeout": 2,
+        "socket_keepalive": True,
+        "health_check_interval": 15,
+    }
+broker_connection_retry_on_startup = True
+broker_connection_timeout = 3
+
+task_serializer = "json"
+accept_content = ["json"]
+task_ignore_result = True
+task_acks_late = True
+task_reject_on_worker_lost = True
+task_acks_on_failure_or_timeout = True
+task_track_started = False
+worker_prefetch_multiplier = 4
+worker_hijack_root_logger = False
+worker_send_task_events = False
+task_default_queue = "default"
+task_queues = [Queue(name, routing_key=name) for name in QUEUES]
+task_routes = {
+    "transfers.*": {"queue": "transfers"},
+    "kyc.*": {"queue": "kyc"},
+    "notify.*": {"queue": "notify"},
+    "maintenance.*": {"queue": "default"},
+}
+task_soft_time_limit = 300
+task_time_limit = 360
+
+timezone = "UTC"
+enable_utc = True
+beat_schedule = beat_schedule_for(_settings)
+beat_schedule_filename = str(_settings.data_dir / "celerybeat-schedule")

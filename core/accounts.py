@@ -1,0 +1,168 @@
+"""Accounts: opening, visibility, statements, freezing, and the bank's own cash accounts."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core import audit
+from core.clock import isoformat
+from core.db import Database
+from core.errors import Forbidden, NotFound, ValidationFailed
+from core.models import Account, Entry, User
+from core.money import CURRENCIES, check_currency, format_minor
+from core.pagination import check_limit, decode_cursor, encode_cursor
+from core.users import is_staff
+
+ACCOUNT_TYPES = ("checking", "savings")
+
+
+def cash_account_number(currency: str) -> str:
+    return f"BANKQ-CASH-{currency}"
+
+
+def account_view(account: Account) -> dict[str, Any]:
+    balance = format_minor(account.balance, account.currency)
+    return {
+        "id": account.id,
+        "number": account.number,
+        "owner_id": account.owner_id,
+        "currency": account.currency,
+        "type": account.type,
+        "status": account.status,
+        "balance": balance,
+        "available_balance": balance,
+        "created_at": isoformat(account.created_at),
+    }
+
+
+def entry_view(entry: Entry) -> dict[str, Any]:
+    return {
+        "id": str(entry.id),
+        "transfer_id": entry.transfer_id,
+        "amount": format_minor(entry.amount, entry.currency),
+        "balance_after": format_minor(entry.balance_after, entry.currency),
+        "currency": entry.currency,
+        "description": entry.description,
+        "posted_at": isoformat(entry.posted_at),
+    }
+
+
+def _luhn_digit(digits: str) -> str:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch) * (2 if i % 2 == 0 else 1)
+        total += d - 9 if d > 9 else d
+    return str((10 - total % 10) % 10)
+
+
+def new_account_number() -> str:
+    body = "".join(secrets.choice("0123456789") for _ in range(10))
+    return body + _luhn_digit(body)
+
+
+def ensure_cash_accounts(db: Database) -> None:
+    """The other side of every deposit and withdrawal: one internal account per currency."""
+    with db.transaction() as s:
+        existing = set(s.scalars(select(Account.currency).where(Account.kind == "internal")))
+        for currency in CURRENCIES:
+            if currency not in existing:
+                s.add(Account(number=cash_account_number(currency), currency=currency, type="cash",
+                              kind="internal", owner_id=None))
+
+
+def cash_account(session: Session, currency: str) -> Account:
+    account = session.scalar(select(Account).where(Account.number == cash_account_number(currency)))
+    if account is None:
+        raise NotFound(f"No cash account for {currency}; run the set-up.")
+    return account
+
+
+def visible_account(session: Session, user: User, account_id: str) -> Account:
+    """The account if this user may see it; otherwise 404, never revealing that it exists."""
+    account = session.get(Account, account_id) if isinstance(account_id, str) and len(account_id) <= 36 else None
+    if account is None or account.kind != "customer" or not (is_staff(user) or account.owner_id == user.id):
+        raise NotFound("No such account.", code="account_not_found")
+    return account
+
+
+def open_account(db: Database, user: User, currency: str, type_: str, owner_id: str | None = None) -> dict[str, Any]:
+    check_currency(currency)
+    if type_ not in ACCOUNT_TYPES:
+        raise ValidationFailed("Unknown account type.", errors={"type": ["Must be checking or savings."]})
+    with db.transaction() as s:
+        if owner_id and owner_id != user.id:
+            if not is_staff(user):
+                raise Forbidden("Only staff may open accounts for someone else.", code="forbidden")
+            owner = s.get(User, owner_id)
+            if owner is None or owner.role != "customer":
+                raise NotFound("No such customer.", code="customer_not_found")
+        elif is_staff(user):
+            raise ValidationFailed("Staff open accounts for customers.", errors={"owner_id": ["Required for staff."]})
+        owner_id = owner_id or user.id
+        number = new_account_number()
+        while s.scalar(select(Account.id).where(Account.number == number)):
+            number = new_account_number()
+        account = Account(number=number, owner_id=owner_id, currency=currency, type=type_, kind="customer")
+        s.add(account)
+        s.flush()
+        audit.record(s, user.id, "account.opened", f"account:{account.id}", owner_id=owner_id, currency=currency)
+        return account_view(account)
+
+
+def list_accounts(db: Database, user: User, *, owner_id: str | None, limit: int | None,
+                  cursor: str | None) -> dict[str, Any]:
+    limit = check_limit(limit)
+    after = decode_cursor(cursor, 2)
+    query = select(Account).where(Account.kind == "customer")
+    if not is_staff(user):
+        query = query.where(Account.owner_id == user.id)
+    elif owner_id:
+        query = query.where(Account.owner_id == owner_id)
+    if after:
+        query = query.where((Account.number > after[0]) | ((Account.number == after[0]) & (Account.id > after[1])))
+    with db.transaction() as s:
+        rows = list(s.scalars(query.order_by(Account.number, Account.id).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {
+        "items": [account_view(a) for a in rows],
+        "next_cursor": encode_cursor(rows[-1].number, rows[-1].id) if more else None,
+    }
+
+
+def get_account(db: Database, user: User, account_id: str) -> dict[str, Any]:
+    with db.transaction() as s:
+        return account_view(visible_account(s, user, account_id))
+
+
+def statement(db: Database, user: User, account_id: str, *, limit: int | None, cursor: str | None) -> dict[str, Any]:
+    limit = check_limit(limit)
+    after = decode_cursor(cursor, 1)
+    with db.transaction() as s:
+        account = visible_account(s, user, account_id)
+        query = select(Entry).where(Entry.account_id == account.id)
+        if after:
+            if not isinstance(after[0], int):
+                decode_cursor("!", 1)
+            query = query.where(Entry.id < after[0])
+        rows = list(s.scalars(query.order_by(Entry.id.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {"items": [entry_view(e) for e in rows], "next_cursor": encode_cursor(rows[-1].id) if more else None}
+
+
+def set_frozen(db: Database, user: User, account_id: str, frozen: bool) -> dict[str, Any]:
+    if not is_staff(user):
+        raise NotFound("No such account.", code="account_not_found")
+    with db.transaction() as s:
+        account = visible_account(s, user, account_id)
+        s.refresh(account, with_for_update=True)
+        if account.status == "closed":
+            raise ValidationFailed("The account is closed.", code="account_closed")
+        account.status = "frozen" if frozen else "active"
+        audit.record(s, user.id, "account.frozen" if frozen else "account.unfrozen", f"account:{account.id}")
+        return account_view(account)

@@ -1,0 +1,17 @@
+"""The wiring of one process: settings, database, revocation store. Entry points build one Bank."""
+
+from __future__ import annotations
+
+from core.db import Database
+from core.revocation import DatabaseRevocations, RedisRevocations, RevocationStore
+from core.settings import Settings
+
+
+class Bank:
+    def __init__(self, settings: Settings | None = None, *, pool_size: int = 10) -> None:
+        self.settings = settings or Settings.from_env()
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.db = Database(self.settings.database_url, pool_size=pool_size)
+        self.revocations: RevocationStore = (
+            RedisRevocations(self.settings.redis_url) if self.settings.redis_url else DatabaseRevocations(self.db)
+        )

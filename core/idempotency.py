@@ -1,0 +1,92 @@
+"""Idempotency keys: one accepted request per (user, key), stored in the same transaction as its job."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from core.clock import as_utc, utcnow
+from core.db import Database
+from core.errors import BadRequest, Conflict, ValidationFailed
+from core.models import IdempotencyKey, OutboxMessage
+
+
+@dataclass
+class Accepted:
+    status: int
+    body: dict[str, Any]
+    replayed: bool
+    outbox_ids: list[int] = field(default_factory=list)
+
+
+def check_key(key: str | None) -> str:
+    if key is None or key == "":
+        raise BadRequest("The Idempotency-Key header is required.", code="idempotency_key_required")
+    if len(key) > 255 or not all(0x20 < ord(c) < 0x7F for c in key):
+        raise BadRequest("Idempotency-Key must be 1-255 printable ASCII characters.", code="idempotency_key_invalid")
+    return key
+
+
+def fingerprint(method: str, path: str, body: Any) -> str:
+    """Same request, same fingerprint: key order and whitespace do not matter, values do."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(f"{method.upper()} {path}\n{canonical}".encode()).hexdigest()
+
+
+def accept(db: Database, *, user_id: str, key: str | None, request_fingerprint: str,
+           create: Callable[[Session], tuple[int, dict[str, Any], str | None]],
+           ttl_seconds: int) -> Accepted:
+    """Run `create` once per (user, key). `create` writes the job, its resource and its outbox row."""
+    key = check_key(key)
+    for _ in range(3):
+        try:
+            return _accept_once(db, user_id, key, request_fingerprint, create, ttl_seconds)
+        except IntegrityError as exc:
+            if "idempotency" not in str(exc.orig).lower():
+                raise
+            # Another request with this key committed between our look-up and our insert: replay it.
+    raise Conflict("The request with this Idempotency-Key is still being accepted.", code="idempotency_key_in_use")
+
+
+def _accept_once(db: Database, user_id: str, key: str, fp: str,
+                 create: Callable[[Session], tuple[int, dict[str, Any], str | None]], ttl: int) -> Accepted:
+    now = utcnow()
+    with db.transaction() as s:
+        if db.is_postgres:
+            got = s.scalar(text("SELECT pg_try_advisory_xact_lock(hashtextextended(:k, 0))"),
+                           {"k": f"idem:{user_id}:{key}"})
+            if not got:
+                raise Conflict("A request with this Idempotency-Key is still being accepted.",
+                               code="idempotency_key_in_use", headers={"Retry-After": "1"})
+        existing = s.get(IdempotencyKey, (user_id, key))
+        if existing is not None and as_utc(existing.expires_at) <= now:
+            s.delete(existing)
+            s.flush()
+            existing = None
+        if existing is not None:
+            if existing.fingerprint != fp:
+                raise ValidationFailed("This Idempotency-Key was used with a different request.",
+                                       code="idempotency_key_reused")
+            return Accepted(existing.response_status, existing.response_body, replayed=True)
+        status, body, job_id = create(s)
+        s.add(IdempotencyKey(user_id=user_id, key=key, fingerprint=fp, response_status=status,
+                             response_body=body, job_id=job_id, created_at=now,
+                             expires_at=now + timedelta(seconds=ttl)))
+        s.flush()
+        outbox_ids = list(s.scalars(select(OutboxMessage.id).where(OutboxMessage.job_id == job_id))) if job_id else []
+        return Accepted(status, body, replayed=False, outbox_ids=outbox_ids)
+
+
+def purge_expired(db: Database) -> int:
+    with db.transaction() as s:
+        result = s.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at < func.now() if db.is_postgres
+                                                        else IdempotencyKey.expires_at < utcnow()))
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -1,0 +1,157 @@
+"""Jobs: the status of every asynchronous request, and the sweeps that keep each one moving."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from core.clock import as_utc, isoformat, utcnow
+from core.db import Database
+from core.errors import NotFound
+from core.models import Job, OutboxMessage, User
+from core.pagination import check_limit, decode_cursor, encode_cursor
+
+TERMINAL = ("succeeded", "failed", "cancelled")
+STATUSES = ("queued", "running", "awaiting_confirmation", *TERMINAL)
+RESOURCE_PATHS = {"transfer": "/api/v1/transfers/{id}"}
+
+# kind -> (task name, queue)
+ROUTES: dict[str, tuple[str, str]] = {
+    "transfer": ("transfers.post", "transfers"),
+    "deposit": ("transfers.post", "transfers"),
+    "withdrawal": ("transfers.post", "transfers"),
+}
+QUEUES = ("transfers", "kyc", "notify", "default")
+
+
+def job_view(job: Job) -> dict[str, Any]:
+    resource = None
+    if job.resource_type and job.resource_id:
+        resource = RESOURCE_PATHS.get(job.resource_type, "").format(id=job.resource_id) or None
+    return {
+        "id": job.id,
+        "kind": job.kind,
+        "status": job.status,
+        "created_at": isoformat(job.created_at),
+        "updated_at": isoformat(job.updated_at),
+        "attempts": job.attempts,
+        "result": job.result,
+        "error": {"code": job.error_code, "message": job.error_message} if job.error_code else None,
+        "links": {"self": f"/api/v1/jobs/{job.id}", "resource": resource},
+    }
+
+
+def new_job(session: Session, *, kind: str, user_id: str, resource_type: str, resource_id: str,
+            job_id: str | None = None, available_at=None) -> Job:  # type: ignore[no-untyped-def]
+    task_name, queue = ROUTES[kind]
+    now = utcnow()
+    job = Job(kind=kind, queue=queue, task_name=task_name, status="queued", user_id=user_id,
+              resource_type=resource_type, resource_id=resource_id, created_at=now, updated_at=now,
+              available_at=available_at or now)
+    if job_id:
+        job.id = job_id
+    session.add(job)
+    return job
+
+
+def enqueue(session: Session, job: Job) -> OutboxMessage:
+    """Record that the job's message must reach the broker; published after commit, relayed if not."""
+    message = OutboxMessage(task_name=job.task_name, queue=job.queue, job_id=job.id)
+    session.add(message)
+    return message
+
+
+def finish(job: Job, status: str, *, result: dict[str, Any] | None = None, error_code: str | None = None,
+           error_message: str | None = None) -> None:
+    now = utcnow()
+    job.status, job.result, job.error_code, job.error_message = status, result, error_code, error_message
+    job.updated_at = job.finished_at = now
+
+
+def visible_job(session: Session, user: User, job_id: str) -> Job:
+    job = session.get(Job, job_id) if isinstance(job_id, str) and len(job_id) <= 36 else None
+    if job is None or not (job.user_id == user.id or user.role == "admin"):
+        raise NotFound("No such job.", code="job_not_found")
+    return job
+
+
+def get_job(db: Database, user: User, job_id: str) -> dict[str, Any]:
+    with db.transaction() as s:
+        return job_view(visible_job(s, user, job_id))
+
+
+def list_jobs(db: Database, user: User, *, status: str | None, kind: str | None, limit: int | None,
+              cursor: str | None) -> dict[str, Any]:
+    limit = check_limit(limit)
+    after = decode_cursor(cursor, 2)
+    query = select(Job).where(Job.user_id == user.id)
+    if status:
+        query = query.where(Job.status == status)
+    if kind:
+        query = query.where(Job.kind == kind)
+    with db.transaction() as s:
+        if after:
+            anchor = s.get(Job, str(after[1]))
+            if anchor is not None:
+                query = query.where(
+                    (Job.created_at < anchor.created_at) | ((Job.created_at == anchor.created_at) & (Job.id < anchor.id))
+                )
+        rows = list(s.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {
+        "items": [job_view(j) for j in rows],
+        "next_cursor": encode_cursor(isoformat(rows[-1].created_at), rows[-1].id) if more else None,
+    }
+
+
+def redrive_stuck(db: Database, *, older_than_seconds: int, limit: int = 500) -> int:
+    """Queue again any job whose message was lost (a killed worker, a flushed broker). Effects stay single:
+    posting claims the job conditionally, so a duplicate message finds nothing to do."""
+    now = utcnow()
+    cutoff = now - timedelta(seconds=older_than_seconds)
+    with db.transaction() as s:
+        pending_outbox = select(OutboxMessage.job_id)
+        stuck = list(s.scalars(
+            select(Job)
+            .where(Job.status.in_(("queued", "running")), Job.updated_at < cutoff, Job.available_at <= now,
+                   Job.id.not_in(pending_outbox))
+            .order_by(Job.updated_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ))
+        for job in stuck:
+            job.status = "queued"
+            job.updated_at = now
+            enqueue(s, job)
+        return len(stuck)
+
+
+def counts_by_kind_status(db: Database) -> list[tuple[str, str, int]]:
+    with db.transaction() as s:
+        return [(k, st, int(n)) for k, st, n in s.execute(
+            select(Job.kind, Job.status, func.count()).group_by(Job.kind, Job.status))]
+
+
+def queue_depths(db: Database) -> dict[str, dict[str, float]]:
+    """Waiting jobs per queue and the age of the oldest, from the truth rather than the broker."""
+    now = utcnow()
+    depths = {q: {"depth": 0.0, "oldest_age_seconds": 0.0} for q in QUEUES}
+    with db.transaction() as s:
+        rows = s.execute(
+            select(Job.queue, func.count(), func.min(Job.available_at))
+            .where(Job.status == "queued", Job.available_at <= now)
+            .group_by(Job.queue)
+        )
+        for queue, n, oldest in rows:
+            depths.setdefault(queue, {})
+            depths[queue]["depth"] = float(n)
+            depths[queue]["oldest_age_seconds"] = max(0.0, (now - as_utc(oldest)).total_seconds()) if oldest else 0.0
+    return depths
+
+
+def touch(session: Session, job_ids: list[str]) -> None:
+    session.execute(update(Job).where(Job.id.in_(job_ids)).values(updated_at=utcnow()))

@@ -1,0 +1,207 @@
+"""Tables. PostgreSQL is the truth; the same schema runs on SQLite for the embedded default."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from core.clock import utcnow
+
+Json = JSON().with_variant(JSONB(), "postgresql")
+Serial = BigInteger().with_variant(Integer(), "sqlite")
+Timestamp = DateTime(timezone=True)
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    full_name: Mapped[str] = mapped_column(String(200))
+    date_of_birth: Mapped[date | None] = mapped_column(Date)
+    phone: Mapped[str | None] = mapped_column(String(32))
+    role: Mapped[str] = mapped_column(String(16), default="customer")
+    kyc_status: Mapped[str] = mapped_column(String(16), default="unverified")
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(Timestamp)
+    token_version: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
+    __table_args__ = (
+        CheckConstraint("role IN ('customer', 'teller', 'admin')", name="role"),
+        CheckConstraint("kyc_status IN ('unverified', 'pending', 'verified', 'rejected')", name="kyc_status"),
+        CheckConstraint("status IN ('active', 'suspended', 'closed')", name="status"),
+    )
+
+
+class RevokedToken(Base):
+    __tablename__ = "revoked_tokens"
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(Timestamp, index=True)
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    number: Mapped[str] = mapped_column(String(34), unique=True)
+    owner_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), index=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    type: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(16), default="customer")
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    balance: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
+    __table_args__ = (
+        UniqueConstraint("id", "currency", name="uq_accounts_id_currency"),
+        CheckConstraint("kind = 'internal' OR balance >= 0", name="balance_not_negative"),
+        CheckConstraint("kind IN ('customer', 'internal')", name="kind"),
+        CheckConstraint("status IN ('active', 'frozen', 'closed')", name="status"),
+        CheckConstraint("type IN ('checking', 'savings', 'cash')", name="type"),
+    )
+
+
+class Transfer(Base):
+    __tablename__ = "transfers"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    job_id: Mapped[str] = mapped_column(String(36), unique=True)
+    kind: Mapped[str] = mapped_column(String(16), default="transfer")
+    source_account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    destination_account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    description: Mapped[str | None] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(24), default="pending")
+    failure_code: Mapped[str | None] = mapped_column(String(64))
+    requested_by: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    execute_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    posted_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("source_account_id <> destination_account_id", name="distinct_accounts"),
+        CheckConstraint("kind IN ('transfer', 'deposit', 'withdrawal')", name="kind"),
+    )
+
+
+class Entry(Base):
+    """One immutable line of a posting. A posting's entries sum to zero."""
+
+    __tablename__ = "entries"
+    id: Mapped[int] = mapped_column(Serial, primary_key=True, autoincrement=True)
+    transfer_id: Mapped[str] = mapped_column(ForeignKey("transfers.id"))
+    account_id: Mapped[str] = mapped_column(String(36))
+    currency: Mapped[str] = mapped_column(String(3))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    balance_after: Mapped[int] = mapped_column(BigInteger)
+    description: Mapped[str | None] = mapped_column(String(500))
+    posted_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    __table_args__ = (
+        UniqueConstraint("transfer_id", "account_id", name="uq_entries_transfer_account"),
+        ForeignKeyConstraint(
+            ["account_id", "currency"], ["accounts.id", "accounts.currency"], name="fk_entries_account_currency"
+        ),
+        CheckConstraint("amount <> 0", name="amount_nonzero"),
+        Index("ix_entries_account_id_id", "account_id", "id"),
+    )
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    kind: Mapped[str] = mapped_column(String(32))
+    queue: Mapped[str] = mapped_column(String(32))
+    task_name: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(32), default="queued")
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    resource_type: Mapped[str | None] = mapped_column(String(32))
+    resource_id: Mapped[str | None] = mapped_column(String(36))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    result: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    available_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('queued', 'running', 'awaiting_confirmation', 'succeeded', 'failed', 'cancelled')",
+            name="status",
+        ),
+        Index("ix_jobs_user_created", "user_id", "created_at", "id"),
+        Index("ix_jobs_status_available", "status", "available_at"),
+    )
+
+
+class IdempotencyKey(Base):
+    __tablename__ = "idempotency_keys"
+    user_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    response_status: Mapped[int] = mapped_column(Integer)
+    response_body: Mapped[dict[str, Any]] = mapped_column(Json)
+    job_id: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(Timestamp, index=True)
+
+
+class OutboxMessage(Base):
+    """A message to publish after commit. Deleted once the broker has it; the relay retries the rest."""
+
+    __tablename__ = "outbox"
+    id: Mapped[int] = mapped_column(Serial, primary_key=True, autoincrement=True)
+    task_name: Mapped[str] = mapped_column(String(64))
+    queue: Mapped[str] = mapped_column(String(32))
+    job_id: Mapped[str] = mapped_column(String(36), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    available_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, index=True)
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(Serial, primary_key=True, autoincrement=True)
+    actor_id: Mapped[str | None] = mapped_column(String(36))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(String(128))
+    details: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)

@@ -1,0 +1,73 @@
+"""The outbox: messages written with the job, published after commit, relayed when publishing failed."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+
+from sqlalchemy import delete, select
+
+from core.clock import utcnow
+from core.db import Database
+from core.models import OutboxMessage
+
+log = logging.getLogger(__name__)
+
+# send(task_name, queue, job_id) hands one message to the broker or raises.
+Send = Callable[[str, str, str], None]
+
+
+def publish(db: Database, send: Send, ids: Iterable[int]) -> int:
+    """Publish these messages now (right after the accepting commit). Failures stay for the relay."""
+    ids = list(ids)
+    if not ids:
+        return 0
+    with db.transaction() as s:
+        messages = list(s.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(ids))))
+    return _send_all(db, send, messages)
+
+
+def relay(db: Database, send: Send, *, grace_seconds: float = 2.0, limit: int = 500) -> int:
+    """Publish whatever a crash or a broker outage left behind. Safe to run anywhere, any number of times."""
+    now = utcnow()
+    with db.transaction() as s:
+        messages = list(s.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.available_at <= now - timedelta(seconds=grace_seconds))
+            .order_by(OutboxMessage.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ))
+        for m in messages:
+            # Claim for a while so a concurrent relay does not send the same rows again.
+            m.available_at = now + timedelta(seconds=30)
+    return _send_all(db, send, messages)
+
+
+def _send_all(db: Database, send: Send, messages: list[OutboxMessage]) -> int:
+    sent: list[int] = []
+    failed: dict[int, str] = {}
+    for m in messages:
+        try:
+            send(m.task_name, m.queue, m.job_id)
+            sent.append(m.id)
+        except Exception as exc:  # the broker is down: keep the row, the relay retries
+            failed[m.id] = f"{type(exc).__name__}: {exc}"
+            log.warning("outbox: could not publish job %s: %s", m.job_id, failed[m.id])
+            break
+    with db.transaction() as s:
+        if sent:
+            s.execute(delete(OutboxMessage).where(OutboxMessage.id.in_(sent)))
+        for mid, error in failed.items():
+            m = s.get(OutboxMessage, mid)
+            if m is not None:
+                m.attempts += 1
+                m.last_error = error[:1000]
+                m.available_at = utcnow() + timedelta(seconds=min(60, 2 ** min(m.attempts, 6)))
+    return len(sent)
+
+
+def pending(db: Database) -> int:
+    with db.transaction() as s:
+        return len(list(s.scalars(select(OutboxMessage.id).limit(10000))))

@@ -1,0 +1,96 @@
+"""One settings object, read from the environment once."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+
+def _bool(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    return int(raw) if raw else default
+
+
+def _secret(data_dir: Path, env: dict[str, str]) -> str:
+    """Production sets BANKQ_SECRET_KEY; the embedded default keeps a generated one in the data folder."""
+    if env.get("BANKQ_SECRET_KEY"):
+        return env["BANKQ_SECRET_KEY"]
+    path = data_dir / "secret_key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    redis_url: str | None
+    broker_url: str
+    secret_key: str
+    require_kyc: bool = True
+    confirmation_threshold: Decimal = Decimal("1000.00")
+    access_token_seconds: int = 900
+    refresh_token_seconds: int = 30 * 24 * 3600
+    max_failed_logins: int = 5
+    lockout_seconds: int = 900
+    idempotency_ttl_seconds: int = 48 * 3600
+    redrive_after_seconds: int = 60
+    outbox_relay_seconds: float = 5.0
+    post_batch_size: int = 100
+    admin_username: str | None = None
+    admin_password: str | None = None
+    admin_email: str | None = None
+    max_request_bytes: int = 1024 * 1024
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def broker_folder(self) -> Path:
+        return self.data_dir / "broker"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+        data_dir = Path(env.get("BANKQ_DATA_DIR") or "var").resolve()
+        database_url = env.get("DATABASE_URL") or f"sqlite:///{data_dir / 'bankq.db'}"
+        if database_url.startswith("postgresql://") or database_url.startswith("postgres://"):
+            database_url = "postgresql+psycopg://" + database_url.split("://", 1)[1]
+        redis_url = env.get("REDIS_URL") or None
+        broker_url = env.get("CELERY_BROKER_URL") or redis_url or "filesystem://"
+        return cls(
+            data_dir=data_dir,
+            database_url=database_url,
+            redis_url=redis_url,
+            broker_url=broker_url,
+            secret_key=_secret(data_dir, env),
+            require_kyc=_bool(env.get("BANKQ_REQUIRE_KYC"), True),
+            confirmation_threshold=Decimal(env.get("BANKQ_CONFIRMATION_THRESHOLD") or "1000.00"),
+            access_token_seconds=_int(env, "BANKQ_ACCESS_TOKEN_SECONDS", 900),
+            refresh_token_seconds=_int(env, "BANKQ_REFRESH_TOKEN_SECONDS", 30 * 24 * 3600),
+            max_failed_logins=_int(env, "BANKQ_MAX_FAILED_LOGINS", 5),
+            lockout_seconds=_int(env, "BANKQ_LOCKOUT_SECONDS", 900),
+            idempotency_ttl_seconds=_int(env, "BANKQ_IDEMPOTENCY_TTL_SECONDS", 48 * 3600),
+            redrive_after_seconds=_int(env, "BANKQ_REDRIVE_AFTER_SECONDS", 60),
+            outbox_relay_seconds=float(env.get("BANKQ_OUTBOX_RELAY_SECONDS") or 5.0),
+            post_batch_size=_int(env, "BANKQ_POST_BATCH_SIZE", 100),
+            admin_username=env.get("BANKQ_ADMIN_USERNAME") or None,
+            admin_password=env.get("BANKQ_ADMIN_PASSWORD") or None,
+            admin_email=env.get("BANKQ_ADMIN_EMAIL") or None,
+            max_request_bytes=_int(env, "BANKQ_MAX_REQUEST_BYTES", 1024 * 1024),
+        )

@@ -1,0 +1,17 @@
+"""Transfers, deposits and withdrawals: accepted at once, posted to the ledger by a worker."""
+
+from core.transfers.posting import post_transfer_jobs
+from core.transfers.requests import (
+    MovementRequest,
+    TransferRequest,
+    cancel_transfer,
+    get_transfer,
+    release_due_scheduled,
+    request_movement,
+    request_transfer,
+)
+
+__all__ = [
+    "MovementRequest", "TransferRequest", "cancel_transfer", "get_transfer", "post_transfer_jobs",
+    "release_due_scheduled", "request_movement", "request_transfer",
+]

@@ -1,0 +1,160 @@
+"""Users: registration, credentials, lockout, roles and the admin bootstrap."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from core import audit
+from core.clock import as_utc, isoformat, utcnow
+from core.db import Database
+from core.errors import Conflict, Forbidden, NotFound, RateLimited, Unauthorized, ValidationFailed
+from core.models import User
+from core.security import check_password_strength, hash_password, verify_password
+from core.settings import Settings
+
+ROLES = ("customer", "teller", "admin")
+STAFF = ("teller", "admin")
+
+
+@dataclass(frozen=True)
+class NewUser:
+    username: str
+    email: str
+    password: str
+    full_name: str
+    date_of_birth: date | None = None
+    phone: str | None = None
+    role: str = "customer"
+
+
+def user_view(user: User) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "username": user.username,
+        "email": user.email,
+        "full_name": user.full_name,
+        "date_of_birth": user.date_of_birth.isoformat() if user.date_of_birth else None,
+        "phone": user.phone,
+        "role": user.role,
+        "kyc_status": user.kyc_status,
+        "status": user.status,
+        "created_at": isoformat(user.created_at),
+    }
+
+
+def is_staff(user: User) -> bool:
+    return user.role in STAFF
+
+
+def _check_birth_date(born: date | None) -> None:
+    today = utcnow().date()
+    if born is not None and not (today - timedelta(days=365 * 130) < born < today):
+        raise ValidationFailed("Invalid date of birth.", errors={"date_of_birth": ["Must be a past date."]})
+
+
+def _insert_user(session: Session, new: NewUser) -> User:
+    username, email = new.username.strip().lower(), new.email.strip().lower()
+    if new.role not in ROLES:
+        raise ValidationFailed("Unknown role.", errors={"role": [f"Must be one of {', '.join(ROLES)}."]})
+    check_password_strength(new.password, username=username)
+    _check_birth_date(new.date_of_birth)
+    if session.scalar(select(User.id).where(User.username == username)):
+        raise Conflict("That username is taken.", code="username_taken")
+    if session.scalar(select(User.id).where(User.email == email)):
+        raise Conflict("That email address is already registered.", code="email_taken")
+    user = User(
+        username=username,
+        email=email,
+        password_hash=hash_password(new.password),
+        full_name=new.full_name.strip(),
+        date_of_birth=new.date_of_birth,
+        phone=new.phone,
+        role=new.role,
+    )
+    session.add(user)
+    session.flush()
+    return user
+
+
+def register(db: Database, new: NewUser, *, actor_id: str | None = None) -> dict[str, Any]:
+    try:
+        with db.transaction() as s:
+            user = _insert_user(s, new)
+            audit.record(s, actor_id or user.id, "user.created", f"user:{user.id}", role=user.role)
+            return user_view(user)
+    except IntegrityError as exc:
+        raise Conflict("That username or email is already registered.", code="username_taken") from exc
+
+
+def authenticate(db: Database, settings: Settings, username: str, password: str) -> User:
+    """Check credentials with lockout. Unknown user and wrong password give the same answer."""
+    now = utcnow()
+    failure: Exception | None = None
+    with db.transaction() as s:
+        user = s.scalar(
+            select(User).where(User.username == username.strip().lower()).with_for_update()
+        )
+        if user is None:
+            verify_password(None, password)
+            failure = Unauthorized("Invalid username or password.", code="invalid_credentials")
+        elif user.locked_until is not None and as_utc(user.locked_until) > now:
+            wait = (as_utc(user.locked_until) - now).total_seconds()
+            failure = RateLimited("Too many failed logins; try again later.", code="account_locked", retry_after=int(wait) + 1)
+        elif not verify_password(user.password_hash, password):
+            user.failed_logins += 1
+            if user.failed_logins >= settings.max_failed_logins:
+                user.locked_until = now + timedelta(seconds=settings.lockout_seconds)
+                user.failed_logins = 0
+                audit.record(s, None, "user.locked", f"user:{user.id}")
+            failure = Unauthorized("Invalid username or password.", code="invalid_credentials")
+        elif user.status != "active":
+            failure = Forbidden(f"This account is {user.status}.", code=f"account_{user.status}")
+        else:
+            user.failed_logins = 0
+            user.locked_until = None
+    if failure is not None:
+        raise failure
+    assert user is not None
+    return user
+
+
+def get_user(db: Database, user_id: str) -> User | None:
+    with db.transaction() as s:
+        return s.get(User, user_id)
+
+
+def require_user(db: Database, user_id: str) -> User:
+    user = get_user(db, user_id)
+    if user is None:
+        raise NotFound("No such user.")
+    return user
+
+
+def ensure_admin(db: Database, settings: Settings) -> None:
+    """Make BANKQ_ADMIN_USERNAME/PASSWORD an active admin; idempotent, safe at every start."""
+    if not (settings.admin_username and settings.admin_password):
+        return
+    username = settings.admin_username.strip().lower()
+    with db.transaction() as s:
+        user = s.scalar(select(User).where(User.username == username).with_for_update())
+        if user is None:
+            email = settings.admin_email or f"{username}@admin.bankq.invalid"
+            s.add(User(username=username, email=email.lower(), password_hash=hash_password(settings.admin_password),
+                       full_name="Administrator", role="admin"))
+            audit.record(s, None, "user.admin_bootstrapped", f"user:{username}")
+            return
+        user.role, user.status = "admin", "active"
+        if not verify_password(user.password_hash, settings.admin_password):
+            user.password_hash = hash_password(settings.admin_password)
+            user.token_version += 1
+
+
+def count_users(db: Database) -> int:
+    with db.transaction() as s:
+        return int(s.scalar(select(func.count()).select_from(User)) or 0)

@@ -1,0 +1,7 @@
+"""The Celery app. Tasks are transport only: decode ids, call core, retry policy."""
+
+from celery import Celery
+
+celery = Celery("bankq", include=["tasks.transfers", "tasks.maintenance"])
+celery.config_from_object("celeryconfig")
+app = celery

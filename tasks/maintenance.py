@@ -1,0 +1,49 @@
+"""Beat ticks on the `default` queue: relay the outbox, release due work, re-drive stuck jobs."""
+
+from __future__ import annotations
+
+import logging
+
+from celery.signals import worker_ready
+
+from core import idempotency, jobs, outbox
+from core.transfers import release_due_scheduled
+from tasks import celery
+from tasks.publisher import send
+from tasks.runtime import bank
+
+log = logging.getLogger(__name__)
+
+
+@celery.task(name="maintenance.relay_outbox")
+def relay_outbox() -> int:
+    return outbox.relay(bank().db, send)
+
+
+@celery.task(name="maintenance.release_scheduled_transfers")
+def release_scheduled_transfers() -> int:
+    released = release_due_scheduled(bank())
+    return released + outbox.relay(bank().db, send, grace_seconds=0)
+
+
+@celery.task(name="maintenance.redrive_stuck_jobs")
+def redrive_stuck_jobs() -> int:
+    b = bank()
+    redriven = jobs.redrive_stuck(b.db, older_than_seconds=b.settings.redrive_after_seconds)
+    if redriven:
+        log.warning("re-driving %d stuck job(s)", redriven)
+    return redriven + outbox.relay(b.db, send, grace_seconds=0)
+
+
+@celery.task(name="maintenance.purge_idempotency_keys")
+def purge_idempotency_keys() -> int:
+    return idempotency.purge_expired(bank().db)
+
+
+@worker_ready.connect
+def _relay_on_start(**_: object) -> None:
+    """A worker that starts after an outage publishes what was accepted meanwhile."""
+    try:
+        outbox.relay(bank().db, send, grace_seconds=0)
+    except Exception:  # never keep a worker from starting
+        log.exception("start-up outbox relay failed")

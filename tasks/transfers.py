@@ -1,0 +1,18 @@
+"""Posting transfers, deposits and withdrawals (queue `transfers`)."""
+
+from __future__ import annotations
+
+from core.errors import DependencyUnavailable, TransientError
+from core.transfers import post_transfer_jobs
+from tasks import celery
+from tasks.runtime import bank
+
+
+@celery.task(name="transfers.post", bind=True, autoretry_for=(TransientError, DependencyUnavailable),
+             retry_backoff=True, retry_backoff_max=60, max_retries=20)
+def post(self, job_id: str) -> None:  # type: ignore[no-untyped-def]
+    b = bank()
+    report = post_transfer_jobs(b.db, job_id, batch_size=b.settings.post_batch_size)
+    if report.own_job_busy:
+        # Another worker holds this job in its batch; look again shortly rather than trust it blindly.
+        raise self.retry(countdown=1, max_retries=60)
