@@ -19,6 +19,7 @@ if broker_url.startswith("filesystem"):
         "processed_folder": str(_folder / "processed"),
         "store_processed": False,
         "control_folder": str(_folder / "control"),
+        "polling_interval": 0.1,
     }
     worker_enable_remote_control = False
 else:

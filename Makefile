@@ -1,0 +1,43 @@
+# bankq: the front door. `make run` and `make test` set up everything they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-fast lint bench migrate system-deps clean
+
+run: $(STAMP)
+	$(PY) -m tasks.launcher
+
+test: $(STAMP) system-deps
+	$(PY) -m pytest
+
+test-fast: $(STAMP)
+	$(PY) -m pytest tests/unit
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check api core tasks beat tests bench
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy core
+
+bench: $(STAMP) system-deps
+	$(PY) -m bench
+
+migrate: $(STAMP)
+	$(PY) -c "from core.setup import migrate; from core.settings import Settings; migrate(Settings.from_env().database_url)"
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@command -v $(PYTHON) >/dev/null || { echo "python3 is required"; exit 1; }
+	@$(PYTHON) -c "import venv, ensurepip" 2>/dev/null || ./.ci/system-deps python
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+# PostgreSQL and Redis binaries for the throwaway test servers (skipped when TEST_DATABASE_URL/TEST_REDIS_URL are set).
+system-deps:
+	@./.ci/system-deps test
+
+clean:
+	rm -rf $(VENV) var .pytest_cache
