@@ -37,7 +37,6 @@ accept_content = ["json"]
 task_ignore_result = True
 task_acks_late = True
 task_reject_on_worker_lost = True
-task_acks_on_failure_or_timeout = True
 task_track_started = False
 worker_prefetch_multiplier = 4
 worker_hijack_root_logger = False

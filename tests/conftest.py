@@ -1,0 +1,84 @@
+"""Fixtures: real PostgreSQL and Redis (throwaway servers unless TEST_DATABASE_URL/TEST_REDIS_URL are set)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+
+import pytest
+
+os.environ.setdefault("BANKQ_DATA_DIR", tempfile.mkdtemp(prefix="bankq-test-data-"))
+os.environ.setdefault("BANKQ_SECRET_KEY", "test-only-secret-key-0123456789abcdef0123456789")
+
+from core.accounts import ensure_cash_accounts  # noqa: E402
+from core.bank import Bank  # noqa: E402
+from core.clock import clock  # noqa: E402
+from core.settings import Settings  # noqa: E402
+from core.setup import migrate  # noqa: E402
+from tests import servers, support  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[servers.Server]:
+    server = servers.postgres()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[servers.Server]:
+    server = servers.redis()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url(pg_server: servers.Server) -> Iterator[str]:
+    url = support.create_database(pg_server.url)
+    migrate(url)
+    yield url
+    support.drop_database(pg_server.url, url)
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, redis_server: servers.Server, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    env = {
+        "BANKQ_DATA_DIR": str(tmp_path_factory.mktemp("data")),
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_server.url,
+        "BANKQ_SECRET_KEY": os.environ["BANKQ_SECRET_KEY"],
+    }
+    # The Celery app reads its configuration lazily, on first use: point it at this session's servers.
+    os.environ.update(env)
+    return Settings.from_env(env)
+
+
+@pytest.fixture(scope="session")
+def session_bank(settings: Settings) -> Iterator[Bank]:
+    bank = Bank(settings, pool_size=24)
+    yield bank
+    bank.db.dispose()
+
+
+@pytest.fixture
+def bank(session_bank: Bank) -> Iterator[Bank]:
+    support.truncate_all(session_bank)
+    ensure_cash_accounts(session_bank.db)
+    clock.unfreeze()
+    yield session_bank
+    clock.unfreeze()
+
+
+@pytest.fixture
+def app(bank: Bank):  # type: ignore[no-untyped-def]
+    from api import create_app
+
+    application = create_app(bank=bank)
+    application.config["TESTING"] = True
+    return application
+
+
+@pytest.fixture
+def client(app):  # type: ignore[no-untyped-def]
+    return app.test_client()

@@ -1,0 +1,126 @@
+"""Throwaway PostgreSQL and Redis servers for the tests, started from the installed binaries.
+
+TEST_DATABASE_URL / TEST_REDIS_URL point the tests at existing servers instead. PostgreSQL refuses to run as
+root, so as root the server runs as an unprivileged user (postgres if it exists, else nobody)."""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"nothing listening on port {port} after {timeout}s")
+
+
+def _pg_bin(name: str) -> str:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)
+    if not candidates:
+        raise RuntimeError(f"{name} not found: install PostgreSQL (make system-deps) or set TEST_DATABASE_URL")
+    return candidates[0]
+
+
+def _unprivileged_user() -> str | None:
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "nobody"):
+        try:
+            pwd.getpwnam(name)
+            return name
+        except KeyError:
+            continue
+    raise RuntimeError("running as root and no unprivileged user to run PostgreSQL as")
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen | None = None
+    directory: Path | None = None
+    stop_command: list[str] = field(default_factory=list)
+    port: int = 0
+
+    def stop(self) -> None:
+        if self.stop_command:
+            subprocess.run(self.stop_command, check=False, capture_output=True)
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        if self.directory:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def start_postgres() -> Server:
+    user = _unprivileged_user()
+    run_as = ["runuser", "-u", user, "--"] if user else []
+    directory = Path(tempfile.mkdtemp(prefix="bankq-pg-"))
+    data = directory / "data"
+    if user:
+        entry = pwd.getpwnam(user)
+        os.chown(directory, entry.pw_uid, entry.pw_gid)
+    subprocess.run([*run_as, _pg_bin("initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
+                    "--no-sync"], check=True, capture_output=True)
+    port = free_port()
+    options = (f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={directory} "
+               "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 "
+               "-c shared_buffers=128MB")
+    subprocess.run([*run_as, _pg_bin("pg_ctl"), "-D", str(data), "-o", options, "-l", str(directory / "log"),
+                    "-w", "-t", "60", "start"], check=True, capture_output=True)
+    return Server(url=f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", directory=directory, port=port,
+                  stop_command=[*run_as, _pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"])
+
+
+def start_redis(port: int | None = None) -> Server:
+    binary = shutil.which("redis-server")
+    if not binary:
+        raise RuntimeError("redis-server not found: install it (make system-deps) or set TEST_REDIS_URL")
+    port = port or free_port()
+    directory = Path(tempfile.mkdtemp(prefix="bankq-redis-"))
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(directory), "--protected-mode", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    wait_for_port(port)
+    return Server(url=f"redis://127.0.0.1:{port}/0", process=process, directory=directory, port=port)
+
+
+def postgres() -> Server:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url.split("://", 1)[1]
+        return Server(url=url)
+    return start_postgres()
+
+
+def redis() -> Server:
+    url = os.environ.get("TEST_REDIS_URL")
+    return Server(url=url) if url else start_redis()

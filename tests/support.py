@@ -1,0 +1,81 @@
+"""Helpers shared by the integration and end-to-end tests: databases, users, money."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import psycopg
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from core.bank import Bank
+from core.models import Base, User
+from core.security import hash_password
+
+PASSWORD = "correct-horse-battery-staple"
+_HASH = hash_password(PASSWORD)
+
+
+def libpq(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def create_database(server_url: str, prefix: str = "bankq_test") -> str:
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(libpq(server_url), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(server_url: str, url: str) -> None:
+    name = make_url(url).database
+    with psycopg.connect(libpq(server_url), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def truncate_all(bank: Bank) -> None:
+    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    with bank.db.transaction() as s:
+        s.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+def make_user(bank: Bank, *, role: str = "customer", kyc: str = "verified", username: str | None = None,
+              **fields: Any) -> User:
+    username = username or f"{role}_{uuid.uuid4().hex[:8]}"
+    with bank.db.transaction() as s:
+        user = User(username=username, email=f"{username}@example.com", password_hash=_HASH,
+                    full_name=fields.pop("full_name", username.title()), role=role, kyc_status=kyc, **fields)
+        s.add(user)
+    return user
+
+
+def auth_headers(client: Any, user: User, **extra: str) -> dict[str, str]:
+    response = client.post("/api/v1/auth/login", json={"username": user.username, "password": PASSWORD})
+    assert response.status_code == 200, response.get_json()
+    return {"Authorization": f"Bearer {response.get_json()['access_token']}", **extra}
+
+
+def open_account(bank: Bank, owner: User, currency: str = "EUR", balance_minor: int = 0) -> str:
+    """An account funded by a real deposit posting (cash account on the other side)."""
+    from core import accounts
+    from core.transfers import MovementRequest, post_transfer_jobs, request_movement
+
+    view = accounts.open_account(bank.db, _staff(bank), currency, "checking", owner.id)
+    if balance_minor:
+        from core.money import format_minor
+
+        accepted = request_movement(bank, _staff(bank), MovementRequest(
+            kind="deposit", account_id=view["id"], amount=format_minor(balance_minor, currency), currency=currency),
+            idempotency_key=f"fund-{uuid.uuid4().hex}", body={})
+        report = post_transfer_jobs(bank.db, accepted.body["id"], batch_size=1)
+        assert report.posted == [accepted.body["id"]]
+    return str(view["id"])
+
+
+
+
+def _staff(bank: Bank) -> User:
+    with bank.db.transaction() as s:
+        teller = s.query(User).filter(User.role == "teller", User.username == "funding_teller").one_or_none()
+    return teller or make_user(bank, role="teller", username="funding_teller")
