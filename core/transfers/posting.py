@@ -78,10 +78,9 @@ def _apply(s: Session, claimed: list[Job], report: PostingReport) -> None:
     now = utcnow()
     transfers = {t.job_id: t for t in s.scalars(select(Transfer).where(Transfer.job_id.in_([j.id for j in claimed])))}
     account_ids = sorted({a for t in transfers.values() for a in (t.source_account_id, t.destination_account_id)})
-    accounts = {
-        a.id: a
-        for a in s.scalars(select(Account).where(Account.id.in_(account_ids)).order_by(Account.id).with_for_update())
-    }
+    # FOR NO KEY UPDATE: balance is not a key, so foreign-key checks of concurrent accepts are not blocked.
+    locked = select(Account).where(Account.id.in_(account_ids)).order_by(Account.id).with_for_update(key_share=True)
+    accounts = {a.id: a for a in s.scalars(locked)}
     for job in claimed:
         job.attempts += 1
         transfer = transfers.get(job.id)
