@@ -70,6 +70,9 @@ def open_account(bank: Bank, owner: User, currency: str = "EUR", balance_minor: 
             idempotency_key=f"fund-{uuid.uuid4().hex}", body={})
         report = post_transfer_jobs(bank.db, accepted.body["id"], batch_size=1)
         assert report.posted == [accepted.body["id"]]
+        from core import outbox
+
+        outbox.publish(bank.db, lambda *_: None, accepted.outbox_ids)  # posted in-process: no message needed
     return str(view["id"])
 
 
