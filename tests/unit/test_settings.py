@@ -1,0 +1,122 @@
+"""The one settings object, built from explicit environments."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from core.settings import Settings
+
+
+def _env(data_dir: Path, **extra: str) -> dict[str, str]:
+    return {"BANKQ_DATA_DIR": str(data_dir), **extra}
+
+
+def test_embedded_default(tmp_path: Path) -> None:
+    settings = Settings.from_env(_env(tmp_path))
+    data_dir = tmp_path.resolve()
+    assert settings.data_dir == data_dir
+    assert settings.database_url == f"sqlite:///{data_dir / 'bankq.db'}"
+    assert settings.embedded is True
+    assert settings.redis_url is None
+    assert settings.broker_url == "filesystem://"
+    assert settings.broker_folder == data_dir / "broker"
+    assert settings.require_kyc is True
+
+
+def test_data_dir_defaults_to_var_in_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = Settings.from_env({})
+    assert settings.data_dir == (tmp_path / "var").resolve()
+    assert settings.database_url == f"sqlite:///{(tmp_path / 'var').resolve() / 'bankq.db'}"
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgres://u:p@db:5432/bankq", "postgresql+psycopg://u:p@db:5432/bankq"),
+        ("postgresql://u:p@db:5432/bankq?sslmode=require", "postgresql+psycopg://u:p@db:5432/bankq?sslmode=require"),
+        ("postgresql+psycopg://u@db/bankq", "postgresql+psycopg://u@db/bankq"),
+        ("sqlite:////srv/bankq.db", "sqlite:////srv/bankq.db"),
+    ],
+)
+def test_database_url_is_normalised_to_psycopg3(tmp_path: Path, given: str, expected: str) -> None:
+    settings = Settings.from_env(_env(tmp_path, DATABASE_URL=given))
+    assert settings.database_url == expected
+    assert settings.embedded is expected.startswith("sqlite")
+
+
+def test_redis_url_becomes_the_broker(tmp_path: Path) -> None:
+    settings = Settings.from_env(_env(tmp_path, REDIS_URL="redis://cache:6379/0"))
+    assert settings.redis_url == "redis://cache:6379/0"
+    assert settings.broker_url == "redis://cache:6379/0"
+
+
+def test_celery_broker_url_overrides_the_broker_alone(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        _env(tmp_path, REDIS_URL="redis://cache:6379/0", CELERY_BROKER_URL="amqp://guest@rabbit//")
+    )
+    assert settings.redis_url == "redis://cache:6379/0"
+    assert settings.broker_url == "amqp://guest@rabbit//"
+
+
+def test_empty_urls_count_as_unset(tmp_path: Path) -> None:
+    settings = Settings.from_env(_env(tmp_path, DATABASE_URL="", REDIS_URL="", CELERY_BROKER_URL=""))
+    assert settings.embedded and settings.redis_url is None and settings.broker_url == "filesystem://"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (None, True),
+        ("", True),
+        ("1", True),
+        ("true", True),
+        ("TRUE", True),
+        ("yes", True),
+        ("on", True),
+        (" True ", True),
+        ("0", False),
+        ("false", False),
+        ("False", False),
+        ("no", False),
+        ("off", False),
+    ],
+)
+def test_require_kyc(tmp_path: Path, raw: str | None, expected: bool) -> None:
+    env = _env(tmp_path) if raw is None else _env(tmp_path, BANKQ_REQUIRE_KYC=raw)
+    assert Settings.from_env(env).require_kyc is expected
+
+
+def test_generated_secret_key_is_private_and_stable(tmp_path: Path) -> None:
+    data_dir = tmp_path / "fresh" / "data"
+    first = Settings.from_env(_env(data_dir))
+    key_file = data_dir / "secret_key"
+    assert key_file.is_file()
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert len(first.secret_key) >= 32
+    assert key_file.read_text().strip() == first.secret_key
+    assert Settings.from_env(_env(data_dir)).secret_key == first.secret_key
+
+
+def test_each_data_dir_gets_its_own_secret(tmp_path: Path) -> None:
+    one = Settings.from_env(_env(tmp_path / "one")).secret_key
+    two = Settings.from_env(_env(tmp_path / "two")).secret_key
+    assert one != two
+
+
+def test_explicit_secret_key_wins_and_writes_nothing(tmp_path: Path) -> None:
+    settings = Settings.from_env(_env(tmp_path, BANKQ_SECRET_KEY="from-the-environment"))
+    assert settings.secret_key == "from-the-environment"
+    assert not (tmp_path / "secret_key").exists()
+
+
+def test_numeric_settings(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        _env(tmp_path, BANKQ_POST_BATCH_SIZE="7", BANKQ_OUTBOX_RELAY_SECONDS="0.5", BANKQ_IDEMPOTENCY_TTL_SECONDS="")
+    )
+    assert settings.post_batch_size == 7
+    assert settings.outbox_relay_seconds == 0.5
+    assert settings.idempotency_ttl_seconds == 48 * 3600
