@@ -1,0 +1,27 @@
+# bankq: one image for the API, the workers, beat and the one-shot migration (see docker-compose.yml).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    BANKQ_DATA_DIR=/data \
+    WEB_CONCURRENCY=2
+
+WORKDIR /app
+
+COPY requirements.txt .
+RUN pip install -r requirements.txt
+
+# The code stays owned by root (read-only to the app); only /data is writable.
+RUN useradd --create-home --uid 10001 --user-group bankq \
+    && mkdir -p /data \
+    && chown bankq:bankq /data
+COPY . .
+
+USER bankq
+EXPOSE 8000
+
+# gunicorn reads WEB_CONCURRENCY for its number of worker processes.
+CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--worker-class", "gthread", "--threads", "4", \
+     "--graceful-timeout", "10", "--access-logfile", "-", "api.wsgi:app"]
