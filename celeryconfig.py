@@ -36,6 +36,9 @@ task_serializer = "json"
 accept_content = ["json"]
 task_ignore_result = True
 task_acks_late = True
+# On a lost broker connection, stop unacknowledged tasks; their messages are redelivered and the
+# database claim makes the second run a no-op if the first had committed.
+worker_cancel_long_running_tasks_on_connection_loss = True
 task_reject_on_worker_lost = True
 task_track_started = False
 worker_prefetch_multiplier = 4

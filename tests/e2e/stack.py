@@ -1,0 +1,151 @@
+"""Real bankq processes (gunicorn API, Celery workers, beat) for end-to-end tests, driven over HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from tests.servers import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+ADMIN = ("e2e-admin", "slate-compass-2048")
+
+
+class Stack:
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+        self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        self.logs = logs
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.base = ""
+
+    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
+        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        self.procs[name] = proc
+        return proc
+
+    def log(self, name: str) -> str:
+        path = self.logs / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def start_api(self) -> str:
+        port = free_port()
+        self._spawn("api", ["-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--worker-class",
+                            "gthread", "--threads", "8", "api.wsgi:app"])
+        self.base = f"http://127.0.0.1:{port}"
+        self._wait(lambda: requests.get(f"{self.base}/health", timeout=1).ok, "api", 30)
+        return self.base
+
+    def start_worker(self, name: str = "worker", queues: str = "transfers,kyc,notify,default",
+                     concurrency: int = 2) -> None:
+        before = self.log(name).count(" ready.")
+        self._spawn(name, ["-m", "celery", "-A", "tasks", "worker", "-Q", queues, "--concurrency", str(concurrency),
+                           "--hostname", f"{name}-{uuid.uuid4().hex[:6]}@%h", "--loglevel", "INFO",
+                           "--without-gossip", "--without-mingle"])
+        self._wait(lambda: self.log(name).count(" ready.") > before, name, 60)
+
+    def start_beat(self) -> None:
+        self._spawn("beat", ["-m", "celery", "-A", "tasks", "beat", "--loglevel", "INFO"])
+
+    def start_launcher(self) -> str:
+        port = free_port()
+        self.env["PORT"] = str(port)
+        self._spawn("launcher", ["-m", "tasks.launcher"])
+        self.base = f"http://127.0.0.1:{port}"
+        self._wait(lambda: requests.get(f"{self.base}/ready", timeout=2).ok, "launcher", 90)
+        return self.base
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        proc = self.procs.pop(name)
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        proc.wait(30)
+
+    def stop_all(self) -> None:
+        for name in list(self.procs):
+            proc = self.procs[name]
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for name, proc in list(self.procs.items()):
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+            self.procs.pop(name)
+
+    def _wait(self, ready: Any, name: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            proc = self.procs.get(name)
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode}:\n{self.log(name)[-4000:]}")
+            try:
+                if ready():
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"{name} not ready after {timeout}s:\n{self.log(name)[-4000:]}")
+
+
+class Client:
+    """A small HTTP client speaking bankq's API."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base.rstrip("/") + "/api/v1"
+        self.http = requests.Session()
+
+    def call(self, method: str, path: str, token: str | None = None, key: str | None = None,
+             **kw: Any) -> requests.Response:
+        headers = kw.pop("headers", {})
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        if key:
+            headers["Idempotency-Key"] = key
+        return self.http.request(method, self.base + path, headers=headers, timeout=30, **kw)
+
+    def login(self, username: str, password: str) -> str:
+        answer = self.call("POST", "/auth/login", json={"username": username, "password": password})
+        assert answer.status_code == 200, answer.text
+        return str(answer.json()["access_token"])
+
+    def customer(self, name: str) -> tuple[str, str]:
+        password = f"lantern-harbour-{len(name)}7"
+        created = self.call("POST", "/auth/register", json={
+            "username": name, "email": f"{name}@example.com", "password": password, "full_name": name.title()})
+        assert created.status_code == 201, created.text
+        return str(created.json()["id"]), self.login(name, password)
+
+    def account(self, token: str, currency: str = "EUR", owner_id: str | None = None) -> str:
+        body: dict[str, Any] = {"currency": currency, "type": "checking"}
+        if owner_id:
+            body["owner_id"] = owner_id
+        answer = self.call("POST", "/accounts", token, json=body)
+        assert answer.status_code == 201, answer.text
+        return str(answer.json()["id"])
+
+    def wait_job(self, token: str, job_id: str, timeout: float = 60) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job = self.call("GET", f"/jobs/{job_id}", token).json()
+            if job["status"] in ("succeeded", "failed", "cancelled"):
+                return dict(job)
+            time.sleep(0.2)
+        raise TimeoutError(f"job {job_id} still {job['status']} after {timeout}s")
+
+    def balance(self, token: str, account_id: str) -> str:
+        return str(self.call("GET", f"/accounts/{account_id}", token).json()["balance"])

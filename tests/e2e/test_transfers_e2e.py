@@ -1,0 +1,138 @@
+"""The whole machine over HTTP: real gunicorn, real Celery workers and beat, PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import time
+
+import psycopg
+import pytest
+import requests
+
+from tests import servers
+from tests.e2e.stack import ADMIN, Client
+from tests.support import libpq
+
+pytestmark = pytest.mark.e2e
+
+
+def fund(client: Client, admin: str, account: str, amount: str, key: str) -> None:
+    job = client.call("POST", "/deposits", admin, key, json={"account_id": account, "amount": amount, "currency": "EUR"})
+    assert job.status_code == 202, job.text
+    assert client.wait_job(admin, job.json()["id"])["status"] == "succeeded"
+
+
+def test_full_transfer_flow(e2e_env, stack_factory):
+    stack = stack_factory(e2e_env)
+    client = Client(stack.start_api())
+    stack.start_worker()
+    stack.start_beat()
+    admin = client.login(*ADMIN)
+    alice_id, alice = client.customer("alice")
+    _, bob = client.customer("bob")
+    source, destination = client.account(alice), client.account(bob)
+    fund(client, admin, source, "100.00", "fund-alice")
+
+    accepted = client.call("POST", "/transfers", alice, "pay-bob", json={
+        "source_account_id": source, "destination_account_id": destination, "amount": "40.25", "currency": "EUR",
+        "description": "rent"})
+    assert accepted.status_code == 202 and accepted.headers["Location"] == f"/api/v1/jobs/{accepted.json()['id']}"
+    job = client.wait_job(alice, accepted.json()["id"])
+    assert job["status"] == "succeeded" and job["attempts"] == 1
+    replay = client.call("POST", "/transfers", alice, "pay-bob", json={
+        "source_account_id": source, "destination_account_id": destination, "amount": "40.25", "currency": "EUR",
+        "description": "rent"})
+    assert replay.json()["id"] == job["id"] and replay.headers["Idempotent-Replayed"] == "true"
+
+    too_much = client.call("POST", "/transfers", alice, "too-much", json={
+        "source_account_id": source, "destination_account_id": destination, "amount": "60.00", "currency": "EUR"})
+    failed = client.wait_job(alice, too_much.json()["id"])
+    assert failed["status"] == "failed" and failed["error"]["code"] == "insufficient_funds"
+
+    assert client.balance(alice, source) == "59.75"
+    assert client.balance(bob, destination) == "40.25"
+    lines = client.call("GET", f"/accounts/{source}/entries", alice).json()["items"]
+    assert [(e["amount"], e["description"]) for e in lines] == [("-40.25", "rent"), ("100.00", "Deposit")]
+    check = client.call("GET", "/admin/ledger/check", admin).json()
+    assert check["ok"] and check["accounts_checked"] >= 2
+    assert client.call("GET", f"/accounts/{source}", bob).status_code == 404
+    assert alice_id
+
+
+def _wait_for_lock_waiter(database_url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(libpq(database_url), autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            waiting = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                   "AND query ILIKE '%accounts%'").fetchone()[0]
+            if waiting:
+                return
+            time.sleep(0.1)
+    raise TimeoutError("no worker is waiting on the account lock")
+
+
+def test_worker_killed_while_holding_a_job_still_finishes_once(e2e_env, stack_factory):
+    stack = stack_factory(e2e_env)
+    client = Client(stack.start_api())
+    stack.start_worker("worker-1")
+    stack.start_beat()
+    admin = client.login(*ADMIN)
+    _, alice = client.customer("alice")
+    _, bob = client.customer("bob")
+    source, destination = client.account(alice), client.account(bob)
+    fund(client, admin, source, "10.00", "fund")
+
+    # Hold the source account's row so the worker blocks inside its posting transaction.
+    blocker = psycopg.connect(libpq(e2e_env["DATABASE_URL"]))
+    blocker.execute("SELECT id FROM accounts WHERE id = %s FOR NO KEY UPDATE", (source,))
+    job_id = client.call("POST", "/transfers", alice, "held", json={
+        "source_account_id": source, "destination_account_id": destination, "amount": "7.00",
+        "currency": "EUR"}).json()["id"]
+    _wait_for_lock_waiter(e2e_env["DATABASE_URL"])
+    stack.kill("worker-1")  # SIGKILL to the whole worker: main process and pool children
+    blocker.rollback()
+    blocker.close()
+
+    stack.start_worker("worker-2")
+    job = client.wait_job(alice, job_id, timeout=90)
+    assert job["status"] == "succeeded"
+    assert client.balance(alice, source) == "3.00" and client.balance(bob, destination) == "7.00"
+    with psycopg.connect(libpq(e2e_env["DATABASE_URL"])) as conn:
+        entries = conn.execute("SELECT count(*) FROM entries e JOIN transfers t ON t.id = e.transfer_id "
+                               "WHERE t.job_id = %s", (job_id,)).fetchone()[0]
+    assert entries == 2
+    assert client.call("GET", "/admin/ledger/check", admin).json()["ok"]
+
+
+def test_broker_down_at_accept_then_job_completes(e2e_env, stack_factory):
+    broker = servers.start_redis()
+    port = broker.port
+    try:
+        stack = stack_factory({**e2e_env, "CELERY_BROKER_URL": f"redis://127.0.0.1:{port}/0"})
+        client = Client(stack.start_api())
+        stack.start_worker()
+        stack.start_beat()
+        admin = client.login(*ADMIN)
+        _, alice = client.customer("alice")
+        _, bob = client.customer("bob")
+        source, destination = client.account(alice), client.account(bob)
+        fund(client, admin, source, "20.00", "fund")
+
+        broker.stop()
+        ready = requests.get(f"{stack.base}/ready", timeout=10)
+        assert ready.status_code == 503 and ready.json()["failed"] == ["broker"] and "Retry-After" in ready.headers
+        started = time.monotonic()
+        accepted = client.call("POST", "/transfers", alice, "while-down", json={
+            "source_account_id": source, "destination_account_id": destination, "amount": "5.00", "currency": "EUR"})
+        assert accepted.status_code == 202, accepted.text
+        assert time.monotonic() - started < 8, "accepting must not hang on a dead broker"
+        job_id = accepted.json()["id"]
+        time.sleep(2)
+        assert client.call("GET", f"/jobs/{job_id}", alice).json()["status"] == "queued"
+
+        broker = servers.start_redis(port)
+        job = client.wait_job(alice, job_id, timeout=90)
+        assert job["status"] == "succeeded"
+        assert client.balance(bob, destination) == "5.00"
+        assert client.call("GET", "/admin/ledger/check", admin).json()["ok"]
+    finally:
+        broker.stop()
