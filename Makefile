@@ -25,7 +25,7 @@ bench: $(STAMP) system-deps
 	$(PY) -m bench
 
 migrate: $(STAMP)
-	$(PY) -c "from core.setup import migrate; from core.settings import Settings; migrate(Settings.from_env().database_url)"
+	$(PY) -c "from core.bank import Bank; from core.setup import prepare; prepare(Bank())"
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@command -v $(PYTHON) >/dev/null || { echo "python3 is required"; exit 1; }

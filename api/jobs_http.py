@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
 from flask import request
 
 from api.security import bank
-from core.idempotency import Accepted
-from tasks.publisher import publish_outbox
-
-log = logging.getLogger(__name__)
+from core.idempotency import Accepted, check_key
+from tasks.publisher import publish_soon
 
 IDEMPOTENCY_HEADER = {
     "in": "header",
@@ -23,6 +22,17 @@ IDEMPOTENCY_HEADER = {
 }
 
 
+def idempotency_required(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A missing or malformed Idempotency-Key is a 400 before the body is even looked at."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        check_key(request.headers.get("Idempotency-Key"))
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
 def idempotency_key() -> str | None:
     return request.headers.get("Idempotency-Key")
 
@@ -32,11 +42,8 @@ def raw_body() -> Any:
 
 
 def job_response(accepted: Accepted) -> tuple[dict[str, Any], int, dict[str, str]]:
-    if not accepted.replayed and accepted.outbox_ids:
-        try:
-            publish_outbox(bank().db, accepted.outbox_ids)
-        except Exception:  # the job is safe in the database; the relay publishes it later
-            log.warning("publishing after accept failed; the outbox relay will retry", exc_info=True)
+    if not accepted.replayed:
+        publish_soon(bank().db, accepted.outbox_ids)
     headers = {"Location": accepted.body["links"]["self"], "Retry-After": "1"}
     if accepted.replayed:
         headers["Idempotent-Replayed"] = "true"

@@ -12,6 +12,7 @@ class Bank:
         self.settings = settings or Settings.from_env()
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.db = Database(self.settings.database_url, pool_size=pool_size)
+        durable = DatabaseRevocations(self.db)
         self.revocations: RevocationStore = (
-            RedisRevocations(self.settings.redis_url) if self.settings.redis_url else DatabaseRevocations(self.db)
+            RedisRevocations(self.settings.redis_url, durable) if self.settings.redis_url else durable
         )

@@ -10,6 +10,7 @@ from core.errors import ValidationFailed
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
+MAX_CURSOR_LENGTH = 512
 
 
 def encode_cursor(*values: Any) -> str:
@@ -19,12 +20,14 @@ def encode_cursor(*values: Any) -> str:
 def decode_cursor(cursor: str | None, arity: int) -> list[Any] | None:
     if not cursor:
         return None
+    if len(cursor) > MAX_CURSOR_LENGTH:
+        raise ValidationFailed("Invalid cursor.", code="invalid_cursor", errors={"cursor": ["Too long."]})
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         values = json.loads(base64.urlsafe_b64decode(padded.encode()))
         if isinstance(values, list) and len(values) == arity:
             return values
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
         pass
     raise ValidationFailed("Invalid cursor.", code="invalid_cursor", errors={"cursor": ["Not a cursor from this API."]})
 

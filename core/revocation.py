@@ -1,7 +1,10 @@
-"""Revoked token ids: Redis on the real stack (with TTL), the database on the embedded default."""
+"""Revoked token ids. The database keeps every revocation; on the real stack Redis answers the per-request
+check, re-filled from the database whenever it has not been synchronised for a while (so a Redis restart,
+which keeps nothing on disk, or an outage never makes a revoked token valid again)."""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -12,6 +15,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from core.clock import as_utc, utcnow
 from core.db import Database
 from core.models import RevokedToken
+
+
+log = logging.getLogger(__name__)
+SYNC_SECONDS = 30
 
 
 class RevocationStore(Protocol):
@@ -33,16 +40,49 @@ class DatabaseRevocations:
         with self.db.transaction() as s:
             return s.scalar(select(RevokedToken.jti).where(RevokedToken.jti == jti)) is not None
 
+    def unexpired(self) -> list[tuple[str, datetime]]:
+        with self.db.transaction() as s:
+            return [(r.jti, r.expires_at) for r in s.scalars(select(RevokedToken).where(RevokedToken.expires_at > utcnow()))]
+
 
 class RedisRevocations:
-    def __init__(self, url: str) -> None:
+    """Redis in front of the database. Falls back to the database whenever Redis cannot answer for sure."""
+
+    def __init__(self, url: str, durable: DatabaseRevocations) -> None:
         import redis
 
-        self.redis = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+        self.errors = (redis.RedisError, OSError)
+        self.redis = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+        self.durable = durable
+
+    @staticmethod
+    def _key(jti: str) -> str:
+        return f"bankq:revoked:{jti}"
+
+    def _cache(self, jti: str, expires_at: datetime) -> None:
+        ttl = max(1, int((as_utc(expires_at) - utcnow()).total_seconds()) + 60)
+        self.redis.set(self._key(jti), b"1", ex=ttl)
 
     def revoke(self, jti: str, expires_at: datetime) -> None:
-        ttl = max(1, int((as_utc(expires_at) - utcnow()).total_seconds()) + 60)
-        self.redis.set(f"bankq:revoked:{jti}", b"1", ex=ttl)
+        self.durable.revoke(jti, expires_at)
+        try:
+            self._cache(jti, expires_at)
+        except self.errors:
+            log.warning("revocation of %s not cached in Redis; the database answers until the next sync", jti)
 
     def is_revoked(self, jti: str) -> bool:
-        return bool(self.redis.exists(f"bankq:revoked:{jti}"))
+        try:
+            revoked, synced = self.redis.pipeline().exists(self._key(jti)).exists("bankq:revoked:synced").execute()
+            if revoked:
+                return True
+            if synced:
+                return False
+            self.sync()
+        except self.errors:
+            log.warning("Redis unavailable for the revocation check; asking the database")
+        return self.durable.is_revoked(jti)
+
+    def sync(self) -> None:
+        for jti, expires_at in self.durable.unexpired():
+            self._cache(jti, expires_at)
+        self.redis.set("bankq:revoked:synced", b"1", ex=SYNC_SECONDS)

@@ -9,10 +9,16 @@ from decimal import Decimal
 from pathlib import Path
 
 
-def _bool(value: str | None, default: bool) -> bool:
-    if value is None or value == "":
+def _bool(value: str | None, default: bool, name: str = "setting") -> bool:
+    """Unknown spellings are an error: a typo must not silently turn a safety check off."""
+    if value is None or value.strip() == "":
         return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    word = value.strip().lower()
+    if word in {"1", "true", "yes", "on"}:
+        return True
+    if word in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"{name}={value!r} is not a boolean (use true or false)")
 
 
 def _int(env: dict[str, str], name: str, default: int) -> int:
@@ -27,9 +33,16 @@ def _secret(data_dir: Path, env: dict[str, str]) -> str:
     path = data_dir / "secret_key"
     if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        staged = data_dir / f".secret_key.{os.getpid()}"
+        fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(secrets.token_urlsafe(48))
+        try:
+            os.link(staged, path)  # atomic: the first process to start wins, the others read its key
+        except FileExistsError:
+            pass
+        finally:
+            staged.unlink()
     return path.read_text().strip()
 
 
@@ -79,7 +92,7 @@ class Settings:
             redis_url=redis_url,
             broker_url=broker_url,
             secret_key=_secret(data_dir, env),
-            require_kyc=_bool(env.get("BANKQ_REQUIRE_KYC"), True),
+            require_kyc=_bool(env.get("BANKQ_REQUIRE_KYC"), True, "BANKQ_REQUIRE_KYC"),
             confirmation_threshold=Decimal(env.get("BANKQ_CONFIRMATION_THRESHOLD") or "1000.00"),
             access_token_seconds=_int(env, "BANKQ_ACCESS_TOKEN_SECONDS", 900),
             refresh_token_seconds=_int(env, "BANKQ_REFRESH_TOKEN_SECONDS", 30 * 24 * 3600),

@@ -141,6 +141,7 @@ def ensure_admin(db: Database, settings: Settings) -> None:
     if not (settings.admin_username and settings.admin_password):
         return
     username = settings.admin_username.strip().lower()
+    check_password_strength(settings.admin_password, field="BANKQ_ADMIN_PASSWORD", username=username)
     with db.transaction() as s:
         user = s.scalar(select(User).where(User.username == username).with_for_update())
         if user is None:

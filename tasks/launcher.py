@@ -13,6 +13,7 @@ import sys
 import time
 
 from core.bank import Bank
+from core.errors import BankqError
 from core.setup import prepare
 
 
@@ -21,7 +22,7 @@ def commands(env: dict[str, str]) -> dict[str, list[str]]:
     host, port = env.get("HOST", "127.0.0.1"), env.get("PORT", "8000")
     return {
         "api": [py, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", env.get("WEB_CONCURRENCY", "2"),
-                "--worker-class", "gthread", "--threads", env.get("WEB_THREADS", "4"), "--graceful-timeout", "10",
+                "--worker-class", "gthread", "--threads", env.get("WEB_THREADS", "4"), "--graceful-timeout", "10", "--no-control-socket",
                 "--access-logfile", "-", "api.wsgi:app"],
         "worker": [py, "-m", "celery", "-A", "tasks", "worker", "--loglevel", env.get("LOG_LEVEL", "INFO"),
                    "-Q", env.get("WORKER_QUEUES", "transfers,kyc,notify,default"),
@@ -32,9 +33,14 @@ def commands(env: dict[str, str]) -> dict[str, list[str]]:
 
 
 def main() -> int:
-    bank = Bank()
+    try:
+        bank = Bank()
+        prepare(bank)
+    except (BankqError, ValueError) as exc:
+        detail = getattr(exc, "errors", None) or ""
+        print(f"bankq: cannot start: {exc} {detail}", file=sys.stderr)
+        return 2
     settings = bank.settings
-    prepare(bank)
     bank.db.dispose()
     env = dict(os.environ)
     metrics_dir = settings.data_dir / "prometheus"

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 
 from core import outbox
 from core.db import Database
 from tasks import celery
+
+log = logging.getLogger(__name__)
+BREAKER_SECONDS = 5.0
+
+_lock = threading.Lock()
+_executor: ThreadPoolExecutor | None = None
+_broker_down_until = 0.0
 
 
 def send(task_name: str, queue: str, job_id: str) -> None:
@@ -15,7 +26,36 @@ def send(task_name: str, queue: str, job_id: str) -> None:
 
 
 def publish_outbox(db: Database, ids: Iterable[int]) -> int:
+    """Publish now, in this thread (workers and beat ticks)."""
     return outbox.publish(db, send, ids)
+
+
+def publish_soon(db: Database, ids: Iterable[int]) -> None:
+    """Publish just after the accepting request has answered. The rows are committed, so a crash or a dead
+    broker only delays the message until the relay sends it; after a failure the API stops trying for a few
+    seconds and leaves everything to the relay, so requests never queue up behind a dead broker."""
+    ids = list(ids)
+    if not ids or time.monotonic() < _broker_down_until:
+        return
+    _pool().submit(_publish_in_background, db, ids)
+
+
+def _publish_in_background(db: Database, ids: list[int]) -> None:
+    global _broker_down_until
+    try:
+        if outbox.publish(db, send, ids) < len(ids):
+            _broker_down_until = time.monotonic() + BREAKER_SECONDS
+    except Exception:
+        log.warning("publishing after accept failed; the outbox relay will retry", exc_info=True)
+        _broker_down_until = time.monotonic() + BREAKER_SECONDS
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _executor
+    with _lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="bankq-publish")
+        return _executor
 
 
 def broker_ping() -> None:

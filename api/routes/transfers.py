@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask_jwt_extended import jwt_required
 from flask_smorest import Blueprint
 
-from api.jobs_http import IDEMPOTENCY_HEADER, idempotency_key, job_response, raw_body
+from api.jobs_http import IDEMPOTENCY_HEADER, idempotency_key, idempotency_required, job_response, raw_body
 from api.schemas import JobOut, MovementIn, TransferIn, TransferOut
 from api.security import bank, current_user, staff_required
 from core import transfers
@@ -17,6 +17,7 @@ BEARER = [{"bearerAuth": []}]
 @blp.post("/transfers")
 @blp.doc(security=BEARER, parameters=[IDEMPOTENCY_HEADER])
 @jwt_required()
+@idempotency_required
 @blp.arguments(TransferIn)
 @blp.response(202, JobOut)
 def create_transfer(body: dict):  # type: ignore[no-untyped-def]
@@ -51,6 +52,7 @@ def _movement(kind: str, body: dict):  # type: ignore[no-untyped-def]
 @blp.doc(security=BEARER, parameters=[IDEMPOTENCY_HEADER])
 @jwt_required()
 @staff_required
+@idempotency_required
 @blp.arguments(MovementIn)
 @blp.response(202, JobOut)
 def create_deposit(body: dict):  # type: ignore[no-untyped-def]
@@ -61,6 +63,7 @@ def create_deposit(body: dict):  # type: ignore[no-untyped-def]
 @blp.doc(security=BEARER, parameters=[IDEMPOTENCY_HEADER])
 @jwt_required()
 @staff_required
+@idempotency_required
 @blp.arguments(MovementIn)
 @blp.response(202, JobOut)
 def create_withdrawal(body: dict):  # type: ignore[no-untyped-def]

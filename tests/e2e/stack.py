@@ -41,7 +41,7 @@ class Stack:
     def start_api(self) -> str:
         port = free_port()
         self._spawn("api", ["-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--worker-class",
-                            "gthread", "--threads", "8", "api.wsgi:app"])
+                            "gthread", "--threads", "8", "--no-control-socket", "api.wsgi:app"])
         self.base = f"http://127.0.0.1:{port}"
         self._wait(lambda: requests.get(f"{self.base}/health", timeout=1).ok, "api", 30)
         return self.base

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from datetime import timedelta
 
@@ -194,6 +195,9 @@ def test_accepted_message_reaches_the_real_broker(bank, client):
     broker = redis.Redis.from_url(bank.settings.redis_url)
     before, unsent = broker.llen("transfers"), outbox.pending(bank.db)
     post(client, "/api/v1/transfers", auth_headers(client, alice), transfer_body(source, destination), "to-broker")
+    deadline = time.monotonic() + 10
+    while broker.llen("transfers") == before and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert broker.llen("transfers") == before + 1
     assert outbox.pending(bank.db) == unsent
 

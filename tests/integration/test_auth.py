@@ -136,3 +136,23 @@ def test_admin_bootstrap_from_settings(bank):
     ensure_admin(bank.db, settings)
     ensure_admin(bank.db, settings)
     assert authenticate(bank.db, settings, "root-admin", "granite-meadow-31").role == "admin"
+
+
+def test_revocations_survive_a_redis_restart_and_outage(bank, client):
+    import redis
+
+    from core.revocation import DatabaseRevocations, RedisRevocations
+
+    make_user(bank, username="lena")
+    tokens = login(client, "lena").get_json()
+    access = {"Authorization": f"Bearer {tokens['access_token']}"}
+    assert client.post("/api/v1/auth/logout", headers=access).status_code == 204
+    redis.Redis.from_url(bank.settings.redis_url).flushdb()  # Redis keeps nothing on disk: a restart is this
+    assert client.get("/api/v1/auth/me", headers=access).status_code == 401
+    from flask_jwt_extended import decode_token
+
+    with client.application.app_context():
+        jti = decode_token(tokens["access_token"], allow_expired=True)["jti"]
+    unreachable = RedisRevocations("redis://127.0.0.1:1/0", DatabaseRevocations(bank.db))
+    assert unreachable.is_revoked(jti) is True
+    assert unreachable.is_revoked("never-revoked") is False
