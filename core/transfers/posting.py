@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass, field
 
 from sqlalchemy import case, select
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from core import jobs
@@ -22,6 +22,8 @@ from core.models import Account, Entry, Job, Transfer
 
 log = logging.getLogger(__name__)
 POSTING_TASK = "transfers.post"
+MAX_BALANCE = 2**63 - 1  # PostgreSQL BIGINT
+REJECTED = (IntegrityError, DataError)
 
 
 @dataclass
@@ -35,7 +37,7 @@ def post_transfer_jobs(db: Database, job_id: str, *, batch_size: int = 100) -> P
     """Post job_id (and other due transfer jobs, up to batch_size). Safe under any number of duplicate calls."""
     try:
         return _post_batch(db, job_id, batch_size)
-    except IntegrityError:
+    except REJECTED:
         log.exception("posting: batch around job %s rejected by the database; posting one by one", job_id)
     except OperationalError as exc:
         raise TransientError(str(exc.orig)) from exc
@@ -61,7 +63,7 @@ def _post_batch(db: Database, job_id: str, batch_size: int, *, only_own: bool = 
                 report.own_job_busy = status == "queued"
             if claimed:
                 _apply(s, claimed, report)
-    except IntegrityError:
+    except REJECTED:
         if only_own:
             _fail_alone(db, job_id)
             report.failed.append(job_id)
@@ -118,6 +120,8 @@ def _refusal(t: Transfer, source: Account, destination: Account) -> tuple[str, s
             return f"account_{account.status}", f"The {side} account is {account.status}."
     if source.kind == "customer" and source.balance < t.amount:
         return "insufficient_funds", "The source account does not have enough money."
+    if destination.balance + t.amount > MAX_BALANCE or source.balance - t.amount < -MAX_BALANCE:
+        return "balance_limit_exceeded", "The posting would exceed the largest balance an account can hold."
     return None
 
 
