@@ -18,7 +18,7 @@ IDEMPOTENCY_HEADER = {
     "required": True,
     "schema": {"type": "string", "minLength": 1, "maxLength": 255},
     "description": "1-255 printable characters, scoped to the caller and kept 48 hours. Same key and body "
-                   "replay the first answer (Idempotent-Replayed: true); a different body is 422.",
+    "replay the first answer (Idempotent-Replayed: true); a different body is 422.",
 }
 
 

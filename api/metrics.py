@@ -13,8 +13,12 @@ from core import jobs
 from core.bank import Bank
 
 REQUESTS = Counter("bankq_http_requests_total", "HTTP requests", ["method", "endpoint", "status"])
-LATENCY = Histogram("bankq_http_request_seconds", "HTTP request latency", ["method", "endpoint"],
-                    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+LATENCY = Histogram(
+    "bankq_http_request_seconds",
+    "HTTP request latency",
+    ["method", "endpoint"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
 
 
 class JobsCollector:

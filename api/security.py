@@ -49,8 +49,9 @@ def issue_tokens(user: User) -> dict[str, Any]:
 
 def refreshed_access_token(user: User) -> dict[str, Any]:
     claims = get_jwt()
-    access = create_access_token(identity=user.id, additional_claims={
-        "role": user.role, "tv": user.token_version, "rjti": claims["jti"]})
+    access = create_access_token(
+        identity=user.id, additional_claims={"role": user.role, "tv": user.token_version, "rjti": claims["jti"]}
+    )
     return {"access_token": access, "token_type": "Bearer", "expires_in": bank().settings.access_token_seconds}
 
 
@@ -126,8 +127,9 @@ def init_jwt(app: Flask, b: Bank) -> None:
 
     @jwt.user_lookup_error_loader
     def _no_user(_h, _p):  # type: ignore[no-untyped-def]
-        return problem(401, "token_revoked", "Token no longer valid",
-                       "The token no longer grants access.", headers=bearer)
+        return problem(
+            401, "token_revoked", "Token no longer valid", "The token no longer grants access.", headers=bearer
+        )
 
     @jwt.needs_fresh_token_loader
     def _fresh(_h, _p):  # type: ignore[no-untyped-def]
@@ -138,5 +140,15 @@ def init_jwt(app: Flask, b: Bank) -> None:
         return problem(401, "token_invalid", "Invalid token", headers=bearer)
 
 
-__all__ = ["admin_required", "bank", "current_user", "init_jwt", "is_staff", "issue_tokens", "jwt",
-           "refreshed_access_token", "revoke_current_tokens", "staff_required"]
+__all__ = [
+    "admin_required",
+    "bank",
+    "current_user",
+    "init_jwt",
+    "is_staff",
+    "issue_tokens",
+    "jwt",
+    "refreshed_access_token",
+    "revoke_current_tokens",
+    "staff_required",
+]

@@ -70,8 +70,15 @@ def ensure_cash_accounts(db: Database) -> None:
         existing = set(s.scalars(select(Account.currency).where(Account.kind == "internal")))
         for currency in CURRENCIES:
             if currency not in existing:
-                s.add(Account(number=cash_account_number(currency), currency=currency, type="cash",
-                              kind="internal", owner_id=None))
+                s.add(
+                    Account(
+                        number=cash_account_number(currency),
+                        currency=currency,
+                        type="cash",
+                        kind="internal",
+                        owner_id=None,
+                    )
+                )
 
 
 def cash_account(session: Session, currency: str) -> Account:
@@ -113,8 +120,9 @@ def open_account(db: Database, user: User, currency: str, type_: str, owner_id: 
         return account_view(account)
 
 
-def list_accounts(db: Database, user: User, *, owner_id: str | None, limit: int | None,
-                  cursor: str | None) -> dict[str, Any]:
+def list_accounts(
+    db: Database, user: User, *, owner_id: str | None, limit: int | None, cursor: str | None
+) -> dict[str, Any]:
     limit = check_limit(limit)
     after = decode_cursor(cursor, 2)
     query = select(Account).where(Account.kind == "customer")

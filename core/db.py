@@ -79,6 +79,15 @@ def _is_outage(exc: DBAPIError) -> bool:
     message = str(exc.orig).lower() if exc.orig else ""
     return any(
         s in message
-        for s in ("connection refused", "could not connect", "server closed", "terminating connection",
-                  "connection timeout", "timeout expired", "no such host", "connection is lost", "database is locked")
+        for s in (
+            "connection refused",
+            "could not connect",
+            "server closed",
+            "terminating connection",
+            "connection timeout",
+            "timeout expired",
+            "no such host",
+            "connection is lost",
+            "database is locked",
+        )
     ) or bool(getattr(exc, "connection_invalidated", False))

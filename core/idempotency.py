@@ -41,9 +41,15 @@ def fingerprint(method: str, path: str, body: Any) -> str:
     return hashlib.sha256(f"{method.upper()} {path}\n{canonical}".encode()).hexdigest()
 
 
-def accept(db: Database, *, user_id: str, key: str | None, request_fingerprint: str,
-           create: Callable[[Session], tuple[int, dict[str, Any], str | None]],
-           ttl_seconds: int) -> Accepted:
+def accept(
+    db: Database,
+    *,
+    user_id: str,
+    key: str | None,
+    request_fingerprint: str,
+    create: Callable[[Session], tuple[int, dict[str, Any], str | None]],
+    ttl_seconds: int,
+) -> Accepted:
     """Run `create` once per (user, key). `create` writes the job, its resource and its outbox row."""
     key = check_key(key)
     for _ in range(3):
@@ -56,16 +62,26 @@ def accept(db: Database, *, user_id: str, key: str | None, request_fingerprint: 
     raise Conflict("The request with this Idempotency-Key is still being accepted.", code="idempotency_key_in_use")
 
 
-def _accept_once(db: Database, user_id: str, key: str, fp: str,
-                 create: Callable[[Session], tuple[int, dict[str, Any], str | None]], ttl: int) -> Accepted:
+def _accept_once(
+    db: Database,
+    user_id: str,
+    key: str,
+    fp: str,
+    create: Callable[[Session], tuple[int, dict[str, Any], str | None]],
+    ttl: int,
+) -> Accepted:
     now = utcnow()
     with db.transaction() as s:
         if db.is_postgres:
-            got = s.scalar(text("SELECT pg_try_advisory_xact_lock(hashtextextended(:k, 0))"),
-                           {"k": f"idem:{user_id}:{key}"})
+            got = s.scalar(
+                text("SELECT pg_try_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": f"idem:{user_id}:{key}"}
+            )
             if not got:
-                raise Conflict("A request with this Idempotency-Key is still being accepted.",
-                               code="idempotency_key_in_use", headers={"Retry-After": "1"})
+                raise Conflict(
+                    "A request with this Idempotency-Key is still being accepted.",
+                    code="idempotency_key_in_use",
+                    headers={"Retry-After": "1"},
+                )
         existing = s.get(IdempotencyKey, (user_id, key))
         if existing is not None and as_utc(existing.expires_at) <= now:
             s.delete(existing)
@@ -73,13 +89,23 @@ def _accept_once(db: Database, user_id: str, key: str, fp: str,
             existing = None
         if existing is not None:
             if existing.fingerprint != fp:
-                raise ValidationFailed("This Idempotency-Key was used with a different request.",
-                                       code="idempotency_key_reused")
+                raise ValidationFailed(
+                    "This Idempotency-Key was used with a different request.", code="idempotency_key_reused"
+                )
             return Accepted(existing.response_status, existing.response_body, replayed=True)
         status, body, job_id = create(s)
-        s.add(IdempotencyKey(user_id=user_id, key=key, fingerprint=fp, response_status=status,
-                             response_body=body, job_id=job_id, created_at=now,
-                             expires_at=now + timedelta(seconds=ttl)))
+        s.add(
+            IdempotencyKey(
+                user_id=user_id,
+                key=key,
+                fingerprint=fp,
+                response_status=status,
+                response_body=body,
+                job_id=job_id,
+                created_at=now,
+                expires_at=now + timedelta(seconds=ttl),
+            )
+        )
         s.flush()
         outbox_ids = list(s.scalars(select(OutboxMessage.id).where(OutboxMessage.job_id == job_id))) if job_id else []
         return Accepted(status, body, replayed=False, outbox_ids=outbox_ids)
@@ -87,6 +113,9 @@ def _accept_once(db: Database, user_id: str, key: str, fp: str,
 
 def purge_expired(db: Database) -> int:
     with db.transaction() as s:
-        result = s.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at < func.now() if db.is_postgres
-                                                        else IdempotencyKey.expires_at < utcnow()))
+        result = s.execute(
+            delete(IdempotencyKey).where(
+                IdempotencyKey.expires_at < func.now() if db.is_postgres else IdempotencyKey.expires_at < utcnow()
+            )
+        )
         return int(result.rowcount or 0)  # type: ignore[attr-defined]

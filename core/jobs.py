@@ -44,13 +44,30 @@ def job_view(job: Job) -> dict[str, Any]:
     }
 
 
-def new_job(session: Session, *, kind: str, user_id: str, resource_type: str, resource_id: str,
-            job_id: str | None = None, available_at=None) -> Job:  # type: ignore[no-untyped-def]
+def new_job(
+    session: Session,
+    *,
+    kind: str,
+    user_id: str,
+    resource_type: str,
+    resource_id: str,
+    job_id: str | None = None,
+    available_at=None,
+) -> Job:  # type: ignore[no-untyped-def]
     task_name, queue = ROUTES[kind]
     now = utcnow()
-    job = Job(kind=kind, queue=queue, task_name=task_name, status="queued", user_id=user_id,
-              resource_type=resource_type, resource_id=resource_id, created_at=now, updated_at=now,
-              available_at=available_at or now)
+    job = Job(
+        kind=kind,
+        queue=queue,
+        task_name=task_name,
+        status="queued",
+        user_id=user_id,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        created_at=now,
+        updated_at=now,
+        available_at=available_at or now,
+    )
     if job_id:
         job.id = job_id
     session.add(job)
@@ -64,8 +81,14 @@ def enqueue(session: Session, job: Job) -> OutboxMessage:
     return message
 
 
-def finish(job: Job, status: str, *, result: dict[str, Any] | None = None, error_code: str | None = None,
-           error_message: str | None = None) -> None:
+def finish(
+    job: Job,
+    status: str,
+    *,
+    result: dict[str, Any] | None = None,
+    error_code: str | None = None,
+    error_message: str | None = None,
+) -> None:
     now = utcnow()
     job.status, job.result, job.error_code, job.error_message = status, result, error_code, error_message
     job.updated_at = job.finished_at = now
@@ -83,8 +106,9 @@ def get_job(db: Database, user: User, job_id: str) -> dict[str, Any]:
         return job_view(visible_job(s, user, job_id))
 
 
-def list_jobs(db: Database, user: User, *, status: str | None, kind: str | None, limit: int | None,
-              cursor: str | None) -> dict[str, Any]:
+def list_jobs(
+    db: Database, user: User, *, status: str | None, kind: str | None, limit: int | None, cursor: str | None
+) -> dict[str, Any]:
     limit = check_limit(limit)
     after = decode_cursor(cursor, 2)
     query = select(Job).where(Job.user_id == user.id)
@@ -97,7 +121,8 @@ def list_jobs(db: Database, user: User, *, status: str | None, kind: str | None,
             anchor = s.get(Job, str(after[1]))
             if anchor is not None:
                 query = query.where(
-                    (Job.created_at < anchor.created_at) | ((Job.created_at == anchor.created_at) & (Job.id < anchor.id))
+                    (Job.created_at < anchor.created_at)
+                    | ((Job.created_at == anchor.created_at) & (Job.id < anchor.id))
                 )
         rows = list(s.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)))
     more = len(rows) > limit
@@ -115,14 +140,20 @@ def redrive_stuck(db: Database, *, older_than_seconds: int, limit: int = 500) ->
     cutoff = now - timedelta(seconds=older_than_seconds)
     with db.transaction() as s:
         pending_outbox = select(OutboxMessage.job_id)
-        stuck = list(s.scalars(
-            select(Job)
-            .where(Job.status.in_(("queued", "running")), Job.updated_at < cutoff, Job.available_at <= now,
-                   Job.id.not_in(pending_outbox))
-            .order_by(Job.updated_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        ))
+        stuck = list(
+            s.scalars(
+                select(Job)
+                .where(
+                    Job.status.in_(("queued", "running")),
+                    Job.updated_at < cutoff,
+                    Job.available_at <= now,
+                    Job.id.not_in(pending_outbox),
+                )
+                .order_by(Job.updated_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        )
         for job in stuck:
             job.status = "queued"
             job.updated_at = now
@@ -132,8 +163,10 @@ def redrive_stuck(db: Database, *, older_than_seconds: int, limit: int = 500) ->
 
 def counts_by_kind_status(db: Database) -> list[tuple[str, str, int]]:
     with db.transaction() as s:
-        return [(k, st, int(n)) for k, st, n in s.execute(
-            select(Job.kind, Job.status, func.count()).group_by(Job.kind, Job.status))]
+        return [
+            (k, st, int(n))
+            for k, st, n in s.execute(select(Job.kind, Job.status, func.count()).group_by(Job.kind, Job.status))
+        ]
 
 
 def queue_depths(db: Database) -> dict[str, dict[str, float]]:

@@ -32,13 +32,15 @@ def relay(db: Database, send: Send, *, grace_seconds: float = 2.0, limit: int = 
     """Publish whatever a crash or a broker outage left behind. Safe to run anywhere, any number of times."""
     now = utcnow()
     with db.transaction() as s:
-        messages = list(s.scalars(
-            select(OutboxMessage)
-            .where(OutboxMessage.available_at <= now - timedelta(seconds=grace_seconds))
-            .order_by(OutboxMessage.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        ))
+        messages = list(
+            s.scalars(
+                select(OutboxMessage)
+                .where(OutboxMessage.available_at <= now - timedelta(seconds=grace_seconds))
+                .order_by(OutboxMessage.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        )
         for m in messages:
             # Claim for a while so a concurrent relay does not send the same rows again.
             m.available_at = now + timedelta(seconds=30)
@@ -60,11 +62,11 @@ def _send_all(db: Database, send: Send, messages: list[OutboxMessage]) -> int:
         if sent:
             s.execute(delete(OutboxMessage).where(OutboxMessage.id.in_(sent)))
         for mid, error in failed.items():
-            m = s.get(OutboxMessage, mid)
-            if m is not None:
-                m.attempts += 1
-                m.last_error = error[:1000]
-                m.available_at = utcnow() + timedelta(seconds=min(60, 2 ** min(m.attempts, 6)))
+            row = s.get(OutboxMessage, mid)
+            if row is not None:
+                row.attempts += 1
+                row.last_error = error[:1000]
+                row.available_at = utcnow() + timedelta(seconds=min(60, 2 ** min(row.attempts, 6)))
     return len(sent)
 
 

@@ -16,7 +16,6 @@ from core.clock import as_utc, utcnow
 from core.db import Database
 from core.models import RevokedToken
 
-
 log = logging.getLogger(__name__)
 SYNC_SECONDS = 30
 
@@ -42,7 +41,9 @@ class DatabaseRevocations:
 
     def unexpired(self) -> list[tuple[str, datetime]]:
         with self.db.transaction() as s:
-            return [(r.jti, r.expires_at) for r in s.scalars(select(RevokedToken).where(RevokedToken.expires_at > utcnow()))]
+            return [
+                (r.jti, r.expires_at) for r in s.scalars(select(RevokedToken).where(RevokedToken.expires_at > utcnow()))
+            ]
 
 
 class RedisRevocations:
@@ -72,7 +73,10 @@ class RedisRevocations:
 
     def is_revoked(self, jti: str) -> bool:
         try:
-            revoked, synced = self.redis.pipeline().exists(self._key(jti)).exists("bankq:revoked:synced").execute()
+            pipe = self.redis.pipeline()
+            pipe.exists(self._key(jti))
+            pipe.exists("bankq:revoked:synced")
+            revoked, synced = pipe.execute()
             if revoked:
                 return True
             if synced:

@@ -97,15 +97,15 @@ def authenticate(db: Database, settings: Settings, username: str, password: str)
     now = utcnow()
     failure: Exception | None = None
     with db.transaction() as s:
-        user = s.scalar(
-            select(User).where(User.username == username.strip().lower()).with_for_update()
-        )
+        user = s.scalar(select(User).where(User.username == username.strip().lower()).with_for_update())
         if user is None:
             verify_password(None, password)
             failure = Unauthorized("Invalid username or password.", code="invalid_credentials")
         elif user.locked_until is not None and as_utc(user.locked_until) > now:
             wait = (as_utc(user.locked_until) - now).total_seconds()
-            failure = RateLimited("Too many failed logins; try again later.", code="account_locked", retry_after=int(wait) + 1)
+            failure = RateLimited(
+                "Too many failed logins; try again later.", code="account_locked", retry_after=int(wait) + 1
+            )
         elif not verify_password(user.password_hash, password):
             user.failed_logins += 1
             if user.failed_logins >= settings.max_failed_logins:
@@ -146,8 +146,15 @@ def ensure_admin(db: Database, settings: Settings) -> None:
         user = s.scalar(select(User).where(User.username == username).with_for_update())
         if user is None:
             email = settings.admin_email or f"{username}@admin.bankq.invalid"
-            s.add(User(username=username, email=email.lower(), password_hash=hash_password(settings.admin_password),
-                       full_name="Administrator", role="admin"))
+            s.add(
+                User(
+                    username=username,
+                    email=email.lower(),
+                    password_hash=hash_password(settings.admin_password),
+                    full_name="Administrator",
+                    role="admin",
+                )
+            )
             audit.record(s, None, "user.admin_bootstrapped", f"user:{username}")
             return
         user.role, user.status = "admin", "active"

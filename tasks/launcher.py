@@ -21,13 +21,43 @@ def commands(env: dict[str, str]) -> dict[str, list[str]]:
     py = sys.executable
     host, port = env.get("HOST", "127.0.0.1"), env.get("PORT", "8000")
     return {
-        "api": [py, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", env.get("WEB_CONCURRENCY", "2"),
-                "--worker-class", "gthread", "--threads", env.get("WEB_THREADS", "4"), "--graceful-timeout", "10", "--no-control-socket",
-                "--access-logfile", "-", "api.wsgi:app"],
-        "worker": [py, "-m", "celery", "-A", "tasks", "worker", "--loglevel", env.get("LOG_LEVEL", "INFO"),
-                   "-Q", env.get("WORKER_QUEUES", "transfers,kyc,notify,default"),
-                   "--concurrency", env.get("WORKER_CONCURRENCY", "2"), "--hostname", "bankq-all@%h",
-                   "--without-gossip", "--without-mingle"],
+        "api": [
+            py,
+            "-m",
+            "gunicorn",
+            "--bind",
+            f"{host}:{port}",
+            "--workers",
+            env.get("WEB_CONCURRENCY", "2"),
+            "--worker-class",
+            "gthread",
+            "--threads",
+            env.get("WEB_THREADS", "4"),
+            "--graceful-timeout",
+            "10",
+            "--no-control-socket",
+            "--access-logfile",
+            "-",
+            "api.wsgi:app",
+        ],
+        "worker": [
+            py,
+            "-m",
+            "celery",
+            "-A",
+            "tasks",
+            "worker",
+            "--loglevel",
+            env.get("LOG_LEVEL", "INFO"),
+            "-Q",
+            env.get("WORKER_QUEUES", "transfers,kyc,notify,default"),
+            "--concurrency",
+            env.get("WORKER_CONCURRENCY", "2"),
+            "--hostname",
+            "bankq-all@%h",
+            "--without-gossip",
+            "--without-mingle",
+        ],
         "beat": [py, "-m", "celery", "-A", "tasks", "beat", "--loglevel", env.get("LOG_LEVEL", "INFO")],
     }
 
@@ -49,8 +79,11 @@ def main() -> int:
     env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     env["BANKQ_DATA_DIR"] = str(settings.data_dir)
     where = "embedded (SQLite + filesystem broker)" if settings.embedded else "PostgreSQL + broker"
-    print(f"bankq: starting on {where}; data in {settings.data_dir}; "
-          f"http://{env.get('HOST', '127.0.0.1')}:{env.get('PORT', '8000')}", flush=True)
+    print(
+        f"bankq: starting on {where}; data in {settings.data_dir}; "
+        f"http://{env.get('HOST', '127.0.0.1')}:{env.get('PORT', '8000')}",
+        flush=True,
+    )
     procs = {name: subprocess.Popen(cmd, env=env) for name, cmd in commands(env).items()}
     stopping = False
 

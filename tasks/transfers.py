@@ -8,8 +8,14 @@ from tasks import celery
 from tasks.runtime import bank
 
 
-@celery.task(name="transfers.post", bind=True, autoretry_for=(TransientError, DependencyUnavailable),
-             retry_backoff=True, retry_backoff_max=60, max_retries=20)
+@celery.task(
+    name="transfers.post",
+    bind=True,
+    autoretry_for=(TransientError, DependencyUnavailable),
+    retry_backoff=True,
+    retry_backoff_max=60,
+    max_retries=20,
+)
 def post(self, job_id: str) -> None:  # type: ignore[no-untyped-def]
     b = bank()
     report = post_transfer_jobs(b.db, job_id, batch_size=b.settings.post_batch_size)

@@ -85,16 +85,41 @@ def start_postgres() -> Server:
     if user:
         entry = pwd.getpwnam(user)
         os.chown(directory, entry.pw_uid, entry.pw_gid)
-    subprocess.run([*run_as, _pg_bin("initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
-                    "--no-sync"], check=True, capture_output=True)
+    subprocess.run(
+        [*run_as, _pg_bin("initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"],
+        check=True,
+        capture_output=True,
+    )
     port = free_port()
-    options = (f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={directory} "
-               "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 "
-               "-c shared_buffers=128MB")
-    subprocess.run([*run_as, _pg_bin("pg_ctl"), "-D", str(data), "-o", options, "-l", str(directory / "log"),
-                    "-w", "-t", "60", "start"], check=True, capture_output=True)
-    return Server(url=f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", directory=directory, port=port,
-                  stop_command=[*run_as, _pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"])
+    options = (
+        f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={directory} "
+        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 "
+        "-c shared_buffers=128MB"
+    )
+    subprocess.run(
+        [
+            *run_as,
+            _pg_bin("pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-l",
+            str(directory / "log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return Server(
+        url=f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres",
+        directory=directory,
+        port=port,
+        stop_command=[*run_as, _pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+    )
 
 
 def start_redis(port: int | None = None) -> Server:
@@ -104,9 +129,23 @@ def start_redis(port: int | None = None) -> Server:
     port = port or free_port()
     directory = Path(tempfile.mkdtemp(prefix="bankq-redis-"))
     process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(directory), "--protected-mode", "no"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(directory),
+            "--protected-mode",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     wait_for_port(port)
     return Server(url=f"redis://127.0.0.1:{port}/0", process=process, directory=directory, port=port)

@@ -40,12 +40,20 @@ def truncate_all(bank: Bank) -> None:
         s.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
 
 
-def make_user(bank: Bank, *, role: str = "customer", kyc: str = "verified", username: str | None = None,
-              **fields: Any) -> User:
+def make_user(
+    bank: Bank, *, role: str = "customer", kyc: str = "verified", username: str | None = None, **fields: Any
+) -> User:
     username = username or f"{role}_{uuid.uuid4().hex[:8]}"
     with bank.db.transaction() as s:
-        user = User(username=username, email=f"{username}@example.com", password_hash=_HASH,
-                    full_name=fields.pop("full_name", username.title()), role=role, kyc_status=kyc, **fields)
+        user = User(
+            username=username,
+            email=f"{username}@example.com",
+            password_hash=_HASH,
+            full_name=fields.pop("full_name", username.title()),
+            role=role,
+            kyc_status=kyc,
+            **fields,
+        )
         s.add(user)
     return user
 
@@ -65,17 +73,21 @@ def open_account(bank: Bank, owner: User, currency: str = "EUR", balance_minor: 
     if balance_minor:
         from core.money import format_minor
 
-        accepted = request_movement(bank, _staff(bank), MovementRequest(
-            kind="deposit", account_id=view["id"], amount=format_minor(balance_minor, currency), currency=currency),
-            idempotency_key=f"fund-{uuid.uuid4().hex}", body={})
+        accepted = request_movement(
+            bank,
+            _staff(bank),
+            MovementRequest(
+                kind="deposit", account_id=view["id"], amount=format_minor(balance_minor, currency), currency=currency
+            ),
+            idempotency_key=f"fund-{uuid.uuid4().hex}",
+            body={},
+        )
         report = post_transfer_jobs(bank.db, accepted.body["id"], batch_size=1)
         assert report.posted == [accepted.body["id"]]
         from core import outbox
 
         outbox.publish(bank.db, lambda *_: None, accepted.outbox_ids)  # posted in-process: no message needed
     return str(view["id"])
-
-
 
 
 def _staff(bank: Bank) -> User:

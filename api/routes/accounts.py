@@ -28,8 +28,9 @@ def open_account(body: dict) -> tuple[dict, int]:
 @blp.arguments(AccountListArgs, location="query")
 @blp.response(200, AccountPage)
 def list_accounts(args: dict) -> dict:
-    return accounts.list_accounts(bank().db, current_user(), owner_id=args["owner_id"], limit=args["limit"],
-                                  cursor=args["cursor"])
+    return accounts.list_accounts(
+        bank().db, current_user(), owner_id=args["owner_id"], limit=args["limit"], cursor=args["cursor"]
+    )
 
 
 @blp.get("/<account_id>")

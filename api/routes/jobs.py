@@ -19,8 +19,9 @@ BEARER = [{"bearerAuth": []}]
 @blp.arguments(JobListArgs, location="query")
 @blp.response(200, JobPage)
 def list_jobs(args: dict) -> dict:
-    return jobs.list_jobs(bank().db, current_user(), status=args["status"], kind=args["kind"],
-                          limit=args["limit"], cursor=args["cursor"])
+    return jobs.list_jobs(
+        bank().db, current_user(), status=args["status"], kind=args["kind"], limit=args["limit"], cursor=args["cursor"]
+    )
 
 
 @blp.get("/<job_id>")

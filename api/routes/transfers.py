@@ -21,8 +21,9 @@ BEARER = [{"bearerAuth": []}]
 @blp.arguments(TransferIn)
 @blp.response(202, JobOut)
 def create_transfer(body: dict):  # type: ignore[no-untyped-def]
-    accepted = transfers.request_transfer(bank(), current_user(), transfers.TransferRequest(**body),
-                                          idempotency_key=idempotency_key(), body=raw_body())
+    accepted = transfers.request_transfer(
+        bank(), current_user(), transfers.TransferRequest(**body), idempotency_key=idempotency_key(), body=raw_body()
+    )
     return job_response(accepted)
 
 
@@ -43,8 +44,13 @@ def cancel_transfer(transfer_id: str) -> dict:
 
 
 def _movement(kind: str, body: dict):  # type: ignore[no-untyped-def]
-    accepted = transfers.request_movement(bank(), current_user(), transfers.MovementRequest(kind=kind, **body),
-                                          idempotency_key=idempotency_key(), body=raw_body())
+    accepted = transfers.request_movement(
+        bank(),
+        current_user(),
+        transfers.MovementRequest(kind=kind, **body),
+        idempotency_key=idempotency_key(),
+        body=raw_body(),
+    )
     return job_response(accepted)
 
 

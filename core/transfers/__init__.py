@@ -12,6 +12,12 @@ from core.transfers.requests import (
 )
 
 __all__ = [
-    "MovementRequest", "TransferRequest", "cancel_transfer", "get_transfer", "post_transfer_jobs",
-    "release_due_scheduled", "request_movement", "request_transfer",
+    "MovementRequest",
+    "TransferRequest",
+    "cancel_transfer",
+    "get_transfer",
+    "post_transfer_jobs",
+    "release_due_scheduled",
+    "request_movement",
+    "request_transfer",
 ]

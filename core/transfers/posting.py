@@ -87,8 +87,12 @@ def _apply(s: Session, claimed: list[Job], report: PostingReport) -> None:
         job.attempts += 1
         transfer = transfers.get(job.id)
         if transfer is None or transfer.status != "pending":
-            jobs.finish(job, "failed", error_code="invalid_state",
-                        error_message="The transfer was not pending when its job ran.")
+            jobs.finish(
+                job,
+                "failed",
+                error_code="invalid_state",
+                error_message="The transfer was not pending when its job ran.",
+            )
             report.failed.append(job.id)
             continue
         source, destination = accounts[transfer.source_account_id], accounts[transfer.destination_account_id]
@@ -96,15 +100,29 @@ def _apply(s: Session, claimed: list[Job], report: PostingReport) -> None:
         if failure:
             code, message = failure
             transfer.status, transfer.failure_code = "failed", code
-            jobs.finish(job, "failed", error_code=code, error_message=message,
-                        result={"transfer_id": transfer.id, "status": "failed"})
+            jobs.finish(
+                job,
+                "failed",
+                error_code=code,
+                error_message=message,
+                result={"transfer_id": transfer.id, "status": "failed"},
+            )
             report.failed.append(job.id)
             continue
         source.balance -= transfer.amount
         destination.balance += transfer.amount
         for account, amount in ((source, -transfer.amount), (destination, transfer.amount)):
-            s.add(Entry(transfer_id=transfer.id, account_id=account.id, currency=transfer.currency, amount=amount,
-                        balance_after=account.balance, description=transfer.description, posted_at=now))
+            s.add(
+                Entry(
+                    transfer_id=transfer.id,
+                    account_id=account.id,
+                    currency=transfer.currency,
+                    amount=amount,
+                    balance_after=account.balance,
+                    description=transfer.description,
+                    posted_at=now,
+                )
+            )
         transfer.status, transfer.posted_at = "posted", now
         jobs.finish(job, "succeeded", result={"transfer_id": transfer.id, "status": "posted"})
         report.posted.append(job.id)

@@ -64,15 +64,19 @@ def transfer_view(t: Transfer) -> dict[str, Any]:
 
 def _destination(s: Session, cmd: TransferRequest) -> Account:
     if cmd.destination_account_id and cmd.destination_account_number:
-        raise ValidationFailed("Give the destination by id or by number, not both.",
-                               errors={"destination_account_id": ["Give only one of id and number."]})
+        raise ValidationFailed(
+            "Give the destination by id or by number, not both.",
+            errors={"destination_account_id": ["Give only one of id and number."]},
+        )
     if cmd.destination_account_id:
         account = s.get(Account, cmd.destination_account_id) if len(cmd.destination_account_id) <= 36 else None
     elif cmd.destination_account_number:
         account = s.scalar(select(Account).where(Account.number == cmd.destination_account_number))
     else:
-        raise ValidationFailed("A destination account is required.",
-                               errors={"destination_account_id": ["Give destination_account_id or _number."]})
+        raise ValidationFailed(
+            "A destination account is required.",
+            errors={"destination_account_id": ["Give destination_account_id or _number."]},
+        )
     if account is None or account.kind != "customer":
         raise NotFound("No such destination account.", code="account_not_found")
     return account
@@ -93,8 +97,9 @@ def _check_sender(bank: Bank, s: Session, source: Account) -> None:
         raise Forbidden("The account holder's identity must be verified before sending money.", code="kyc_required")
 
 
-def request_transfer(bank: Bank, user: User, cmd: TransferRequest, *, idempotency_key: str | None,
-                     body: dict[str, Any]) -> Accepted:
+def request_transfer(
+    bank: Bank, user: User, cmd: TransferRequest, *, idempotency_key: str | None, body: dict[str, Any]
+) -> Accepted:
     def create(s: Session) -> tuple[int, dict[str, Any], str | None]:
         source = visible_account(s, user, cmd.source_account_id)
         destination = _destination(s, cmd)
@@ -112,19 +117,33 @@ def request_transfer(bank: Bank, user: User, cmd: TransferRequest, *, idempotenc
         if execute_at and execute_at > now + MAX_SCHEDULE_AHEAD:
             raise ValidationFailed("Too far ahead.", errors={"execute_at": ["At most one year ahead."]})
         scheduled = execute_at is not None and execute_at > now
-        transfer = Transfer(kind="transfer", source_account_id=source.id, destination_account_id=destination.id,
-                            amount=amount, currency=cmd.currency, description=cmd.description,
-                            status="scheduled" if scheduled else "pending", requested_by=user.id,
-                            execute_at=execute_at, created_at=now)
+        transfer = Transfer(
+            kind="transfer",
+            source_account_id=source.id,
+            destination_account_id=destination.id,
+            amount=amount,
+            currency=cmd.currency,
+            description=cmd.description,
+            status="scheduled" if scheduled else "pending",
+            requested_by=user.id,
+            execute_at=execute_at,
+            created_at=now,
+        )
         return _accepted(s, user, transfer, available_at=execute_at if scheduled else None)
 
-    return accept(bank.db, user_id=user.id, key=idempotency_key,
-                  request_fingerprint=fingerprint("POST", "/api/v1/transfers", body),
-                  create=create, ttl_seconds=bank.settings.idempotency_ttl_seconds)
+    return accept(
+        bank.db,
+        user_id=user.id,
+        key=idempotency_key,
+        request_fingerprint=fingerprint("POST", "/api/v1/transfers", body),
+        create=create,
+        ttl_seconds=bank.settings.idempotency_ttl_seconds,
+    )
 
 
-def request_movement(bank: Bank, user: User, cmd: MovementRequest, *, idempotency_key: str | None,
-                     body: dict[str, Any]) -> Accepted:
+def request_movement(
+    bank: Bank, user: User, cmd: MovementRequest, *, idempotency_key: str | None, body: dict[str, Any]
+) -> Accepted:
     if not is_staff(user):
         raise Forbidden("Only staff may record deposits and withdrawals.", code="forbidden")
 
@@ -137,29 +156,57 @@ def request_movement(bank: Bank, user: User, cmd: MovementRequest, *, idempotenc
         _check_usable(account, "customer")
         cash = cash_account(s, cmd.currency)
         source, destination = (cash, account) if cmd.kind == "deposit" else (account, cash)
-        transfer = Transfer(kind=cmd.kind, source_account_id=source.id, destination_account_id=destination.id,
-                            amount=amount, currency=cmd.currency,
-                            description=cmd.description or cmd.kind.capitalize(), status="pending",
-                            requested_by=user.id, created_at=utcnow())
+        transfer = Transfer(
+            kind=cmd.kind,
+            source_account_id=source.id,
+            destination_account_id=destination.id,
+            amount=amount,
+            currency=cmd.currency,
+            description=cmd.description or cmd.kind.capitalize(),
+            status="pending",
+            requested_by=user.id,
+            created_at=utcnow(),
+        )
         return _accepted(s, user, transfer)
 
     path = "/api/v1/deposits" if cmd.kind == "deposit" else "/api/v1/withdrawals"
-    return accept(bank.db, user_id=user.id, key=idempotency_key, request_fingerprint=fingerprint("POST", path, body),
-                  create=create, ttl_seconds=bank.settings.idempotency_ttl_seconds)
+    return accept(
+        bank.db,
+        user_id=user.id,
+        key=idempotency_key,
+        request_fingerprint=fingerprint("POST", path, body),
+        create=create,
+        ttl_seconds=bank.settings.idempotency_ttl_seconds,
+    )
 
 
-def _accepted(s: Session, user: User, transfer: Transfer,
-              available_at: datetime | None = None) -> tuple[int, dict[str, Any], str | None]:
+def _accepted(
+    s: Session, user: User, transfer: Transfer, available_at: datetime | None = None
+) -> tuple[int, dict[str, Any], str | None]:
     transfer.id = transfer.id or new_id()
-    job = jobs.new_job(s, kind=transfer.kind, user_id=user.id, resource_type="transfer",
-                       resource_id=transfer.id, job_id=new_id(), available_at=available_at)
+    job = jobs.new_job(
+        s,
+        kind=transfer.kind,
+        user_id=user.id,
+        resource_type="transfer",
+        resource_id=transfer.id,
+        job_id=new_id(),
+        available_at=available_at,
+    )
     transfer.job_id = job.id
     s.add(transfer)
     s.flush()
     if available_at is None:
         jobs.enqueue(s, job)
-    audit.record(s, user.id, f"{transfer.kind}.requested", f"transfer:{transfer.id}", job_id=job.id,
-                 amount=format_minor(transfer.amount, transfer.currency), currency=transfer.currency)
+    audit.record(
+        s,
+        user.id,
+        f"{transfer.kind}.requested",
+        f"transfer:{transfer.id}",
+        job_id=job.id,
+        amount=format_minor(transfer.amount, transfer.currency),
+        currency=transfer.currency,
+    )
     return 202, jobs.job_view(job), job.id
 
 
@@ -198,10 +245,15 @@ def release_due_scheduled(bank: Bank, *, limit: int = 500) -> int:
     """Beat: scheduled transfers whose time has come go to the transfers queue."""
     now = utcnow()
     with bank.db.transaction() as s:
-        due = list(s.scalars(
-            select(Transfer).where(Transfer.status == "scheduled", Transfer.execute_at <= now)
-            .order_by(Transfer.execute_at).limit(limit).with_for_update(skip_locked=True)
-        ))
+        due = list(
+            s.scalars(
+                select(Transfer)
+                .where(Transfer.status == "scheduled", Transfer.execute_at <= now)
+                .order_by(Transfer.execute_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        )
         for t in due:
             job = s.get(Job, t.job_id)
             if job is None or job.status != "queued":

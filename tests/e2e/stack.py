@@ -29,8 +29,14 @@ class Stack:
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, *args],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.procs[name] = proc
         return proc
 
@@ -40,18 +46,51 @@ class Stack:
 
     def start_api(self) -> str:
         port = free_port()
-        self._spawn("api", ["-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--worker-class",
-                            "gthread", "--threads", "8", "--no-control-socket", "api.wsgi:app"])
+        self._spawn(
+            "api",
+            [
+                "-m",
+                "gunicorn",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                "1",
+                "--worker-class",
+                "gthread",
+                "--threads",
+                "8",
+                "--no-control-socket",
+                "api.wsgi:app",
+            ],
+        )
         self.base = f"http://127.0.0.1:{port}"
         self._wait(lambda: requests.get(f"{self.base}/health", timeout=1).ok, "api", 30)
         return self.base
 
-    def start_worker(self, name: str = "worker", queues: str = "transfers,kyc,notify,default",
-                     concurrency: int = 2) -> None:
+    def start_worker(
+        self, name: str = "worker", queues: str = "transfers,kyc,notify,default", concurrency: int = 2
+    ) -> None:
         before = self.log(name).count(" ready.")
-        self._spawn(name, ["-m", "celery", "-A", "tasks", "worker", "-Q", queues, "--concurrency", str(concurrency),
-                           "--hostname", f"{name}-{uuid.uuid4().hex[:6]}@%h", "--loglevel", "INFO",
-                           "--without-gossip", "--without-mingle"])
+        self._spawn(
+            name,
+            [
+                "-m",
+                "celery",
+                "-A",
+                "tasks",
+                "worker",
+                "-Q",
+                queues,
+                "--concurrency",
+                str(concurrency),
+                "--hostname",
+                f"{name}-{uuid.uuid4().hex[:6]}@%h",
+                "--loglevel",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+        )
         self._wait(lambda: self.log(name).count(" ready.") > before, name, 60)
 
     def start_beat(self) -> None:
@@ -109,8 +148,9 @@ class Client:
         self.base = base.rstrip("/") + "/api/v1"
         self.http = requests.Session()
 
-    def call(self, method: str, path: str, token: str | None = None, key: str | None = None,
-             **kw: Any) -> requests.Response:
+    def call(
+        self, method: str, path: str, token: str | None = None, key: str | None = None, **kw: Any
+    ) -> requests.Response:
         headers = kw.pop("headers", {})
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -125,8 +165,11 @@ class Client:
 
     def customer(self, name: str) -> tuple[str, str]:
         password = f"lantern-harbour-{len(name)}7"
-        created = self.call("POST", "/auth/register", json={
-            "username": name, "email": f"{name}@example.com", "password": password, "full_name": name.title()})
+        created = self.call(
+            "POST",
+            "/auth/register",
+            json={"username": name, "email": f"{name}@example.com", "password": password, "full_name": name.title()},
+        )
         assert created.status_code == 201, created.text
         return str(created.json()["id"]), self.login(name, password)
 

@@ -37,8 +37,14 @@ def _alive(pid: int) -> bool:
 
 
 def test_embedded_default_serves_a_transfer_and_stops_cleanly(tmp_path):
-    env = {"BANKQ_DATA_DIR": str(tmp_path / "var"), "BANKQ_REQUIRE_KYC": "false", "BANKQ_ADMIN_USERNAME": ADMIN[0],
-           "BANKQ_ADMIN_PASSWORD": ADMIN[1], "WORKER_CONCURRENCY": "1", "WEB_CONCURRENCY": "1"}
+    env = {
+        "BANKQ_DATA_DIR": str(tmp_path / "var"),
+        "BANKQ_REQUIRE_KYC": "false",
+        "BANKQ_ADMIN_USERNAME": ADMIN[0],
+        "BANKQ_ADMIN_PASSWORD": ADMIN[1],
+        "WORKER_CONCURRENCY": "1",
+        "WEB_CONCURRENCY": "1",
+    }
     for name in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"):
         env[name] = ""
     stack = Stack(env, tmp_path)
@@ -49,11 +55,22 @@ def test_embedded_default_serves_a_transfer_and_stops_cleanly(tmp_path):
         _, alice = client.customer("alice")
         _, bob = client.customer("bob")
         source, destination = client.account(alice), client.account(bob, "EUR")
-        deposit = client.call("POST", "/deposits", admin, "d1", json={"account_id": source, "amount": "30.00",
-                                                                       "currency": "EUR"})
+        deposit = client.call(
+            "POST", "/deposits", admin, "d1", json={"account_id": source, "amount": "30.00", "currency": "EUR"}
+        )
         assert client.wait_job(admin, deposit.json()["id"])["status"] == "succeeded"
-        transfer = client.call("POST", "/transfers", alice, "t1", json={
-            "source_account_id": source, "destination_account_id": destination, "amount": "12.50", "currency": "EUR"})
+        transfer = client.call(
+            "POST",
+            "/transfers",
+            alice,
+            "t1",
+            json={
+                "source_account_id": source,
+                "destination_account_id": destination,
+                "amount": "12.50",
+                "currency": "EUR",
+            },
+        )
         assert transfer.status_code == 202
         assert client.wait_job(alice, transfer.json()["id"])["status"] == "succeeded"
         assert client.balance(bob, destination) == "12.50"

@@ -16,7 +16,9 @@ pytestmark = pytest.mark.e2e
 
 
 def fund(client: Client, admin: str, account: str, amount: str, key: str) -> None:
-    job = client.call("POST", "/deposits", admin, key, json={"account_id": account, "amount": amount, "currency": "EUR"})
+    job = client.call(
+        "POST", "/deposits", admin, key, json={"account_id": account, "amount": amount, "currency": "EUR"}
+    )
     assert job.status_code == 202, job.text
     assert client.wait_job(admin, job.json()["id"])["status"] == "succeeded"
 
@@ -32,19 +34,44 @@ def test_full_transfer_flow(e2e_env, stack_factory):
     source, destination = client.account(alice), client.account(bob)
     fund(client, admin, source, "100.00", "fund-alice")
 
-    accepted = client.call("POST", "/transfers", alice, "pay-bob", json={
-        "source_account_id": source, "destination_account_id": destination, "amount": "40.25", "currency": "EUR",
-        "description": "rent"})
+    accepted = client.call(
+        "POST",
+        "/transfers",
+        alice,
+        "pay-bob",
+        json={
+            "source_account_id": source,
+            "destination_account_id": destination,
+            "amount": "40.25",
+            "currency": "EUR",
+            "description": "rent",
+        },
+    )
     assert accepted.status_code == 202 and accepted.headers["Location"] == f"/api/v1/jobs/{accepted.json()['id']}"
     job = client.wait_job(alice, accepted.json()["id"])
     assert job["status"] == "succeeded" and job["attempts"] == 1
-    replay = client.call("POST", "/transfers", alice, "pay-bob", json={
-        "source_account_id": source, "destination_account_id": destination, "amount": "40.25", "currency": "EUR",
-        "description": "rent"})
+    replay = client.call(
+        "POST",
+        "/transfers",
+        alice,
+        "pay-bob",
+        json={
+            "source_account_id": source,
+            "destination_account_id": destination,
+            "amount": "40.25",
+            "currency": "EUR",
+            "description": "rent",
+        },
+    )
     assert replay.json()["id"] == job["id"] and replay.headers["Idempotent-Replayed"] == "true"
 
-    too_much = client.call("POST", "/transfers", alice, "too-much", json={
-        "source_account_id": source, "destination_account_id": destination, "amount": "60.00", "currency": "EUR"})
+    too_much = client.call(
+        "POST",
+        "/transfers",
+        alice,
+        "too-much",
+        json={"source_account_id": source, "destination_account_id": destination, "amount": "60.00", "currency": "EUR"},
+    )
     failed = client.wait_job(alice, too_much.json()["id"])
     assert failed["status"] == "failed" and failed["error"]["code"] == "insufficient_funds"
 
@@ -62,8 +89,9 @@ def _wait_for_lock_waiter(database_url: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     with psycopg.connect(libpq(database_url), autocommit=True) as conn:
         while time.monotonic() < deadline:
-            waiting = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                                   "AND query ILIKE '%accounts%'").fetchone()[0]
+            waiting = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query ILIKE '%accounts%'"
+            ).fetchone()[0]
             if waiting:
                 return
             time.sleep(0.1)
@@ -84,9 +112,13 @@ def test_worker_killed_while_holding_a_job_still_finishes_once(e2e_env, stack_fa
     # Hold the source account's row so the worker blocks inside its posting transaction.
     blocker = psycopg.connect(libpq(e2e_env["DATABASE_URL"]))
     blocker.execute("SELECT id FROM accounts WHERE id = %s FOR NO KEY UPDATE", (source,))
-    job_id = client.call("POST", "/transfers", alice, "held", json={
-        "source_account_id": source, "destination_account_id": destination, "amount": "7.00",
-        "currency": "EUR"}).json()["id"]
+    job_id = client.call(
+        "POST",
+        "/transfers",
+        alice,
+        "held",
+        json={"source_account_id": source, "destination_account_id": destination, "amount": "7.00", "currency": "EUR"},
+    ).json()["id"]
     _wait_for_lock_waiter(e2e_env["DATABASE_URL"])
     stack.kill("worker-1")  # SIGKILL to the whole worker: main process and pool children
     blocker.rollback()
@@ -97,8 +129,9 @@ def test_worker_killed_while_holding_a_job_still_finishes_once(e2e_env, stack_fa
     assert job["status"] == "succeeded"
     assert client.balance(alice, source) == "3.00" and client.balance(bob, destination) == "7.00"
     with psycopg.connect(libpq(e2e_env["DATABASE_URL"])) as conn:
-        entries = conn.execute("SELECT count(*) FROM entries e JOIN transfers t ON t.id = e.transfer_id "
-                               "WHERE t.job_id = %s", (job_id,)).fetchone()[0]
+        entries = conn.execute(
+            "SELECT count(*) FROM entries e JOIN transfers t ON t.id = e.transfer_id WHERE t.job_id = %s", (job_id,)
+        ).fetchone()[0]
     assert entries == 2
     assert client.call("GET", "/admin/ledger/check", admin).json()["ok"]
 
@@ -121,8 +154,18 @@ def test_broker_down_at_accept_then_job_completes(e2e_env, stack_factory):
         ready = requests.get(f"{stack.base}/ready", timeout=10)
         assert ready.status_code == 503 and ready.json()["failed"] == ["broker"] and "Retry-After" in ready.headers
         started = time.monotonic()
-        accepted = client.call("POST", "/transfers", alice, "while-down", json={
-            "source_account_id": source, "destination_account_id": destination, "amount": "5.00", "currency": "EUR"})
+        accepted = client.call(
+            "POST",
+            "/transfers",
+            alice,
+            "while-down",
+            json={
+                "source_account_id": source,
+                "destination_account_id": destination,
+                "amount": "5.00",
+                "currency": "EUR",
+            },
+        )
         assert accepted.status_code == 202, accepted.text
         assert time.monotonic() - started < 8, "accepting must not hang on a dead broker"
         job_id = accepted.json()["id"]

@@ -21,15 +21,22 @@ def post(client, path, headers, body, key):
 
 
 def transfer_body(source, destination, amount="10.00", currency="EUR", **extra):
-    return {"source_account_id": source, "destination_account_id": destination, "amount": amount,
-            "currency": currency, **extra}
+    return {
+        "source_account_id": source,
+        "destination_account_id": destination,
+        "amount": amount,
+        "currency": currency,
+        **extra,
+    }
 
 
 def test_accounts_are_private_and_paginated(bank, client):
     alice, bob, teller = make_user(bank), make_user(bank), make_user(bank, role="teller")
     a_headers, b_headers, t_headers = (auth_headers(client, u) for u in (alice, bob, teller))
-    mine = [client.post("/api/v1/accounts", json={"currency": c, "type": "checking"}, headers=a_headers).get_json()
-            for c in ("EUR", "USD", "JPY")]
+    mine = [
+        client.post("/api/v1/accounts", json={"currency": c, "type": "checking"}, headers=a_headers).get_json()
+        for c in ("EUR", "USD", "JPY")
+    ]
     assert [a["balance"] for a in mine] == ["0.00", "0.00", "0"]
     assert all(a["status"] == "active" and a["owner_id"] == alice.id for a in mine)
     page = client.get("/api/v1/accounts?limit=2", headers=a_headers).get_json()
@@ -42,11 +49,13 @@ def test_accounts_are_private_and_paginated(bank, client):
     assert client.get(f"/api/v1/accounts/{mine[0]['id']}/entries", headers=b_headers).status_code == 404
     staff_view = client.get(f"/api/v1/accounts?owner_id={alice.id}", headers=t_headers).get_json()
     assert len(staff_view["items"]) == 3
-    for_other = client.post("/api/v1/accounts", json={"currency": "EUR", "type": "savings", "owner_id": bob.id},
-                            headers=a_headers)
+    for_other = client.post(
+        "/api/v1/accounts", json={"currency": "EUR", "type": "savings", "owner_id": bob.id}, headers=a_headers
+    )
     assert for_other.status_code == 403
-    by_teller = client.post("/api/v1/accounts", json={"currency": "EUR", "type": "savings", "owner_id": bob.id},
-                            headers=t_headers)
+    by_teller = client.post(
+        "/api/v1/accounts", json={"currency": "EUR", "type": "savings", "owner_id": bob.id}, headers=t_headers
+    )
     assert by_teller.status_code == 201 and by_teller.get_json()["owner_id"] == bob.id
 
 
@@ -58,8 +67,9 @@ def test_statement_is_newest_first_with_cursor(bank, client):
         job = post(client, "/api/v1/transfers", headers, transfer_body(source, destination, f"{i + 1}.00"), f"k{i}")
         post_transfer_jobs(bank.db, job.get_json()["id"])
     first = client.get(f"/api/v1/accounts/{source}/entries?limit=2", headers=headers).get_json()
-    second = client.get(f"/api/v1/accounts/{source}/entries?limit=2&cursor={first['next_cursor']}",
-                        headers=headers).get_json()
+    second = client.get(
+        f"/api/v1/accounts/{source}/entries?limit=2&cursor={first['next_cursor']}", headers=headers
+    ).get_json()
     lines = first["items"] + second["items"]
     assert [e["amount"] for e in lines] == ["-3.00", "-2.00", "-1.00", "100.00"]
     assert [e["balance_after"] for e in lines] == ["94.00", "97.00", "99.00", "100.00"]
@@ -96,7 +106,9 @@ def test_kyc_gate(bank, client):
     original = bank.settings
     bank.settings = replace(original, require_kyc=False)
     try:
-        assert post(client, "/api/v1/transfers", headers, transfer_body(source, destination), "kyc-2").status_code == 202
+        assert (
+            post(client, "/api/v1/transfers", headers, transfer_body(source, destination), "kyc-2").status_code == 202
+        )
     finally:
         bank.settings = original
 
@@ -142,8 +154,10 @@ def test_deposits_and_withdrawals_are_staff_only_and_balanced(bank, client):
     post_transfer_jobs(bank.db, deposit["id"])
     withdrawal = post(client, "/api/v1/withdrawals", t_headers, {**body, "amount": "1500"}, "w1").get_json()
     post_transfer_jobs(bank.db, withdrawal["id"])
-    assert client.get(f"/api/v1/jobs/{withdrawal['id']}", headers=t_headers).get_json()["error"]["code"] == \
-        "insufficient_funds"
+    assert (
+        client.get(f"/api/v1/jobs/{withdrawal['id']}", headers=t_headers).get_json()["error"]["code"]
+        == "insufficient_funds"
+    )
     ok = post(client, "/api/v1/withdrawals", t_headers, {**body, "amount": "400"}, "w2").get_json()
     post_transfer_jobs(bank.db, ok["id"])
     assert client.get(f"/api/v1/accounts/{account}", headers=a_headers).get_json()["balance"] == "600"
@@ -163,8 +177,9 @@ def test_idempotency_replay_reuse_and_scope(bank, client):
     assert (reused.status_code, reused.get_json()["code"]) == (422, "idempotency_key_reused")
     missing = client.post("/api/v1/transfers", json=transfer_body(source, destination), headers=headers)
     assert (missing.status_code, missing.get_json()["code"]) == (400, "idempotency_key_required")
-    other_user = post(client, "/api/v1/transfers", auth_headers(client, bob), transfer_body(bob_source, destination),
-                      "same")
+    other_user = post(
+        client, "/api/v1/transfers", auth_headers(client, bob), transfer_body(bob_source, destination), "same"
+    )
     assert other_user.status_code == 202 and other_user.get_json()["id"] != first.get_json()["id"]
 
 
@@ -172,8 +187,10 @@ def test_jobs_are_listed_per_user_and_hidden_from_others(bank, client):
     alice, bob = make_user(bank), make_user(bank)
     source, destination = open_account(bank, alice, "EUR", 50_00), open_account(bank, bob, "EUR")
     headers = auth_headers(client, alice)
-    ids = [post(client, "/api/v1/transfers", headers, transfer_body(source, destination, "1.00"), f"j{i}").get_json()["id"]
-           for i in range(3)]
+    ids = [
+        post(client, "/api/v1/transfers", headers, transfer_body(source, destination, "1.00"), f"j{i}").get_json()["id"]
+        for i in range(3)
+    ]
     post_transfer_jobs(bank.db, ids[0], batch_size=1)
     listed = client.get("/api/v1/jobs?kind=transfer&limit=2", headers=headers).get_json()
     more = client.get(f"/api/v1/jobs?kind=transfer&limit=2&cursor={listed['next_cursor']}", headers=headers).get_json()
@@ -207,8 +224,13 @@ def test_outbox_keeps_what_the_broker_refused_and_relay_sends_it(bank):
     source, destination = open_account(bank, alice, "EUR", 50_00), open_account(bank, bob, "EUR")
     from core.transfers import TransferRequest, request_transfer
 
-    accepted = request_transfer(bank, alice, TransferRequest(source_account_id=source, destination_account_id=destination,
-                                                             amount="1.00", currency="EUR"), idempotency_key="ob", body={})
+    accepted = request_transfer(
+        bank,
+        alice,
+        TransferRequest(source_account_id=source, destination_account_id=destination, amount="1.00", currency="EUR"),
+        idempotency_key="ob",
+        body={},
+    )
 
     def broker_down(*_):
         raise ConnectionError("broker unreachable")
@@ -228,8 +250,13 @@ def test_redrive_requeues_jobs_whose_message_was_lost(bank):
     source, destination = open_account(bank, alice, "EUR", 50_00), open_account(bank, bob, "EUR")
     from core.transfers import TransferRequest, request_transfer
 
-    accepted = request_transfer(bank, alice, TransferRequest(source_account_id=source, destination_account_id=destination,
-                                                             amount="1.00", currency="EUR"), idempotency_key="lost", body={})
+    accepted = request_transfer(
+        bank,
+        alice,
+        TransferRequest(source_account_id=source, destination_account_id=destination, amount="1.00", currency="EUR"),
+        idempotency_key="lost",
+        body={},
+    )
     outbox.publish(bank.db, lambda *m: None, accepted.outbox_ids)  # published, then lost by the broker
     assert jobs.redrive_stuck(bank.db, older_than_seconds=60) == 0
     clock.advance(seconds=61)
@@ -244,7 +271,9 @@ def test_scheduled_transfer_waits_then_posts_and_can_be_cancelled(bank, client):
     source, destination = open_account(bank, alice, "EUR", 50_00), open_account(bank, bob, "EUR")
     headers = auth_headers(client, alice)
     when = (utcnow() + timedelta(hours=1)).isoformat()
-    job = post(client, "/api/v1/transfers", headers, transfer_body(source, destination, execute_at=when), "s1").get_json()
+    job = post(
+        client, "/api/v1/transfers", headers, transfer_body(source, destination, execute_at=when), "s1"
+    ).get_json()
     transfer = client.get(job["links"]["resource"], headers=headers).get_json()
     assert transfer["status"] == "scheduled"
     assert outbox.pending(bank.db) == 0
@@ -259,7 +288,9 @@ def test_scheduled_transfer_waits_then_posts_and_can_be_cancelled(bank, client):
 
     clock.unfreeze()
     when = (utcnow() + timedelta(days=2)).isoformat()
-    other = post(client, "/api/v1/transfers", headers, transfer_body(source, destination, execute_at=when), "s2").get_json()
+    other = post(
+        client, "/api/v1/transfers", headers, transfer_body(source, destination, execute_at=when), "s2"
+    ).get_json()
     cancelled = client.post(f"{other['links']['resource']}/cancel", headers=headers)
     assert cancelled.status_code == 200 and cancelled.get_json()["status"] == "cancelled"
     assert client.get(f"/api/v1/jobs/{other['id']}", headers=headers).get_json()["status"] == "cancelled"

@@ -36,8 +36,9 @@ def test_register_conflicts_and_weak_passwords(bank, client):
     again = client.post("/api/v1/auth/register", json={**REGISTER, "username": "dora2"})
     assert (again.status_code, again.get_json()["code"]) == (409, "email_taken")
     for weak in ("short1!", "password123", "1234567890"):
-        answer = client.post("/api/v1/auth/register", json={**REGISTER, "username": "eve", "email": "e@example.com",
-                                                           "password": weak})
+        answer = client.post(
+            "/api/v1/auth/register", json={**REGISTER, "username": "eve", "email": "e@example.com", "password": weak}
+        )
         assert answer.status_code == 422 and answer.get_json()["code"] == "weak_password", weak
     bad_email = client.post("/api/v1/auth/register", json={**REGISTER, "username": "fay", "email": "not-an-email"})
     assert bad_email.status_code == 422 and "email" in bad_email.get_json()["errors"]
@@ -94,8 +95,11 @@ def test_expired_and_forged_tokens_are_refused(bank, client):
     # flask-jwt-extended checks expiry against the real clock, so forge an expired token instead of waiting.
     import jwt as pyjwt
 
-    expired = pyjwt.encode({"sub": user.id, "exp": 1, "iat": 0, "nbf": 0, "jti": "x", "type": "access", "tv": 0},
-                           bank.settings.secret_key, algorithm="HS256")
+    expired = pyjwt.encode(
+        {"sub": user.id, "exp": 1, "iat": 0, "nbf": 0, "jti": "x", "type": "access", "tv": 0},
+        bank.settings.secret_key,
+        algorithm="HS256",
+    )
     answer = client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {expired}"})
     assert answer.status_code == 401 and answer.get_json()["code"] == "token_expired"
     forged = pyjwt.encode({"sub": user.id, "jti": "y", "type": "access", "tv": 0}, "not-our-secret", algorithm="HS256")
@@ -116,8 +120,13 @@ def test_suspended_user_cannot_log_in_or_use_old_tokens(bank, client):
 
 def test_admin_creates_staff_and_roles_are_enforced(bank, client):
     admin, customer = make_user(bank, role="admin"), make_user(bank)
-    teller = {"username": "teller1", "email": "t1@example.com", "password": "amber-lantern-88", "full_name": "T One",
-              "role": "teller"}
+    teller = {
+        "username": "teller1",
+        "email": "t1@example.com",
+        "password": "amber-lantern-88",
+        "full_name": "T One",
+        "role": "teller",
+    }
     denied = client.post("/api/v1/admin/users", json=teller, headers=auth_headers(client, customer))
     assert denied.status_code == 403
     created = client.post("/api/v1/admin/users", json=teller, headers=auth_headers(client, admin))

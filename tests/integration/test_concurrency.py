@@ -37,10 +37,19 @@ def test_random_concurrent_transfers_conserve_money(bank):
         try:
             for _ in range(TRANSFERS_PER_CLIENT):
                 source, destination = rng.sample(accounts, 2)
-                cmd = TransferRequest(source_account_id=source, destination_account_id=destination,
-                                      amount=f"{rng.randint(1, 2500) / 100:.2f}", currency="EUR")
-                accepted = request_transfer(bank, owner_of[source], cmd, idempotency_key=uuid.uuid4().hex,
-                                            body={"seed": seed, "n": rng.random()})
+                cmd = TransferRequest(
+                    source_account_id=source,
+                    destination_account_id=destination,
+                    amount=f"{rng.randint(1, 2500) / 100:.2f}",
+                    currency="EUR",
+                )
+                accepted = request_transfer(
+                    bank,
+                    owner_of[source],
+                    cmd,
+                    idempotency_key=uuid.uuid4().hex,
+                    body={"seed": seed, "n": rng.random()},
+                )
                 # At-least-once delivery: every job is delivered twice.
                 jobs_to_post.put(accepted.body["id"])
                 jobs_to_post.put(accepted.body["id"])
@@ -74,13 +83,17 @@ def test_random_concurrent_transfers_conserve_money(bank):
     with bank.db.transaction() as s:
         outcomes = Counter(s.scalars(select(Job.status).where(Job.kind == "transfer")))
         failures = Counter(s.scalars(select(Transfer.failure_code).where(Transfer.status == "failed")))
-        posted = s.scalar(select(func.count()).select_from(Transfer).where(
-            Transfer.status == "posted", Transfer.kind == "transfer"))
-        transfer_entries = s.scalar(select(func.count()).select_from(Entry).join(Transfer).where(
-            Transfer.kind == "transfer"))
+        posted = s.scalar(
+            select(func.count()).select_from(Transfer).where(Transfer.status == "posted", Transfer.kind == "transfer")
+        )
+        transfer_entries = s.scalar(
+            select(func.count()).select_from(Entry).join(Transfer).where(Transfer.kind == "transfer")
+        )
     balances = _balances(bank, accounts)
-    print(f"\nconcurrency: {CLIENTS * TRANSFERS_PER_CLIENT} transfers, {CLIENTS} clients, {WORKERS} workers, "
-          f"every job delivered twice, {elapsed:.1f}s; jobs {dict(outcomes)}; failures {dict(failures)}")
+    print(
+        f"\nconcurrency: {CLIENTS * TRANSFERS_PER_CLIENT} transfers, {CLIENTS} clients, {WORKERS} workers, "
+        f"every job delivered twice, {elapsed:.1f}s; jobs {dict(outcomes)}; failures {dict(failures)}"
+    )
 
     assert sum(outcomes.values()) == CLIENTS * TRANSFERS_PER_CLIENT
     assert set(outcomes) <= {"succeeded", "failed"}
@@ -95,18 +108,24 @@ def test_same_job_delivered_to_two_workers_at_once_posts_once(bank):
     alice, bob = make_user(bank), make_user(bank)
     source, destination = open_account(bank, alice, "EUR", 100_00), open_account(bank, bob, "EUR")
     for round_ in range(10):
-        accepted = request_transfer(bank, alice, TransferRequest(
-            source_account_id=source, destination_account_id=destination, amount="1.00", currency="EUR"),
-            idempotency_key=f"dup-{round_}", body={"round": round_})
+        accepted = request_transfer(
+            bank,
+            alice,
+            TransferRequest(
+                source_account_id=source, destination_account_id=destination, amount="1.00", currency="EUR"
+            ),
+            idempotency_key=f"dup-{round_}",
+            body={"round": round_},
+        )
         job_id = accepted.body["id"]
         barrier = threading.Barrier(2)
         reports = []
 
-        def deliver() -> None:
+        def deliver(job_id: str, barrier: threading.Barrier, reports: list) -> None:
             barrier.wait()
             reports.append(post_transfer_jobs(bank.db, job_id, batch_size=1))
 
-        threads = [threading.Thread(target=deliver) for _ in range(2)]
+        threads = [threading.Thread(target=deliver, args=(job_id, barrier, reports)) for _ in range(2)]
         for t in threads:
             t.start()
         for t in threads:

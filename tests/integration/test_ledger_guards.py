@@ -12,15 +12,24 @@ from tests.support import make_user, open_account
 
 def _transfer_row(s, source, destination, amount=100):
     user_id = s.execute(text("SELECT id FROM users LIMIT 1")).scalar()
-    s.execute(text(
-        "INSERT INTO transfers (id, job_id, kind, source_account_id, destination_account_id, amount, currency, "
-        "status, requested_by, created_at) VALUES ('t-guard', 'j-guard', 'transfer', :s, :d, :a, 'EUR', 'pending', "
-        ":u, now())"), {"s": source, "d": destination, "a": amount, "u": user_id})
+    s.execute(
+        text(
+            "INSERT INTO transfers (id, job_id, kind, source_account_id, destination_account_id, amount, currency, "
+            "status, requested_by, created_at) VALUES ('t-guard', 'j-guard', 'transfer', :s, :d, :a, 'EUR', 'pending', "
+            ":u, now())"
+        ),
+        {"s": source, "d": destination, "a": amount, "u": user_id},
+    )
 
 
 def _entry(s, account, amount, currency="EUR"):
-    s.execute(text("INSERT INTO entries (transfer_id, account_id, currency, amount, balance_after, posted_at) "
-                   "VALUES ('t-guard', :a, :c, :m, 0, now())"), {"a": account, "c": currency, "m": amount})
+    s.execute(
+        text(
+            "INSERT INTO entries (transfer_id, account_id, currency, amount, balance_after, posted_at) "
+            "VALUES ('t-guard', :a, :c, :m, 0, now())"
+        ),
+        {"a": account, "c": currency, "m": amount},
+    )
 
 
 @pytest.fixture

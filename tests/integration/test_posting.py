@@ -11,9 +11,13 @@ from tests.support import make_user, open_account
 
 
 def _accept(bank, user, source, destination, amount, key):
-    return request_transfer(bank, user, TransferRequest(source_account_id=source, destination_account_id=destination,
-                                                        amount=amount, currency="EUR"),
-                            idempotency_key=key, body={"k": key}).body["id"]
+    return request_transfer(
+        bank,
+        user,
+        TransferRequest(source_account_id=source, destination_account_id=destination, amount=amount, currency="EUR"),
+        idempotency_key=key,
+        body={"k": key},
+    ).body["id"]
 
 
 def test_one_delivery_posts_a_whole_batch(bank):
@@ -26,7 +30,9 @@ def test_one_delivery_posts_a_whole_batch(bank):
     assert all(post_transfer_jobs(bank.db, job_id).posted == [] for job_id in ids)
     with bank.db.transaction() as s:
         assert s.scalar(select(func.count()).select_from(Entry).where(Entry.account_id == destination)) == 30
-        balances = [e.balance_after for e in s.scalars(select(Entry).where(Entry.account_id == source).order_by(Entry.id))]
+        balances = [
+            e.balance_after for e in s.scalars(select(Entry).where(Entry.account_id == source).order_by(Entry.id))
+        ]
     assert balances == [100_00 - i * 100 for i in range(31)]
 
 

@@ -12,8 +12,11 @@ def test_transfer_is_accepted_then_posted_once(bank, client):
     destination = open_account(bank, bob, "EUR")
     headers = auth_headers(client, alice, **{"Idempotency-Key": "t-1"})
 
-    accepted = client.post("/api/v1/transfers", headers=headers, json={
-        "source_account_id": source, "destination_account_id": destination, "amount": "12.34", "currency": "EUR"})
+    accepted = client.post(
+        "/api/v1/transfers",
+        headers=headers,
+        json={"source_account_id": source, "destination_account_id": destination, "amount": "12.34", "currency": "EUR"},
+    )
     assert accepted.status_code == 202, accepted.get_json()
     job = accepted.get_json()
     assert accepted.headers["Location"] == f"/api/v1/jobs/{job['id']}"
