@@ -18,6 +18,10 @@ log = logging.getLogger(__name__)
 Send = Callable[[str, str, str], None]
 
 
+class PublishFailed(Exception):
+    """The broker refused a message; it stays in the outbox for the relay."""
+
+
 def publish(db: Database, send: Send, ids: Iterable[int]) -> int:
     """Publish these messages now (right after the accepting commit). Failures stay for the relay."""
     ids = list(ids)
@@ -25,7 +29,10 @@ def publish(db: Database, send: Send, ids: Iterable[int]) -> int:
         return 0
     with db.transaction() as s:
         messages = list(s.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(ids))))
-    return _send_all(db, send, messages)
+    sent, failed = _send_all(db, send, messages)
+    if failed:
+        raise PublishFailed(f"{failed} message(s) left for the relay")
+    return sent
 
 
 def relay(db: Database, send: Send, *, grace_seconds: float = 2.0, limit: int = 500) -> int:
@@ -44,10 +51,10 @@ def relay(db: Database, send: Send, *, grace_seconds: float = 2.0, limit: int = 
         for m in messages:
             # Claim for a while so a concurrent relay does not send the same rows again.
             m.available_at = now + timedelta(seconds=30)
-    return _send_all(db, send, messages)
+    return _send_all(db, send, messages)[0]
 
 
-def _send_all(db: Database, send: Send, messages: list[OutboxMessage]) -> int:
+def _send_all(db: Database, send: Send, messages: list[OutboxMessage]) -> tuple[int, int]:
     sent: list[int] = []
     failed: dict[int, str] = {}
     for m in messages:
@@ -67,7 +74,7 @@ def _send_all(db: Database, send: Send, messages: list[OutboxMessage]) -> int:
                 row.attempts += 1
                 row.last_error = error[:1000]
                 row.available_at = utcnow() + timedelta(seconds=min(60, 2 ** min(row.attempts, 6)))
-    return len(sent)
+    return len(sent), len(failed)
 
 
 def pending(db: Database) -> int:

@@ -25,10 +25,6 @@ def send(task_name: str, queue: str, job_id: str) -> None:
     celery.send_task(task_name, args=[job_id], task_id=job_id, queue=queue, routing_key=queue, retry=False)
 
 
-def publish_outbox(db: Database, ids: Iterable[int]) -> int:
-    """Publish now, in this thread (workers and beat ticks)."""
-    return outbox.publish(db, send, ids)
-
 
 def publish_soon(db: Database, ids: Iterable[int]) -> None:
     """Publish just after the accepting request has answered. The rows are committed, so a crash or a dead
@@ -43,8 +39,7 @@ def publish_soon(db: Database, ids: Iterable[int]) -> None:
 def _publish_in_background(db: Database, ids: list[int]) -> None:
     global _broker_down_until
     try:
-        if outbox.publish(db, send, ids) < len(ids):
-            _broker_down_until = time.monotonic() + BREAKER_SECONDS
+        outbox.publish(db, send, ids)
     except Exception:
         log.warning("publishing after accept failed; the outbox relay will retry", exc_info=True)
         _broker_down_until = time.monotonic() + BREAKER_SECONDS

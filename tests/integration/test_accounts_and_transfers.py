@@ -6,6 +6,7 @@ import time
 from dataclasses import replace
 from datetime import timedelta
 
+import pytest
 import redis
 from sqlalchemy import func, select
 
@@ -236,7 +237,8 @@ def test_outbox_keeps_what_the_broker_refused_and_relay_sends_it(bank):
         raise ConnectionError("broker unreachable")
 
     unsent = outbox.pending(bank.db)
-    assert outbox.publish(bank.db, broker_down, accepted.outbox_ids) == 0
+    with pytest.raises(outbox.PublishFailed):
+        outbox.publish(bank.db, broker_down, accepted.outbox_ids)
     assert outbox.pending(bank.db) == unsent
     sent = []
     clock.advance(seconds=120)
