@@ -1,0 +1,1 @@
+"""Know your customer: identity documents read by OCR, checked, matched and reviewed."""
