@@ -57,6 +57,10 @@ class MrzError(ValueError):
 
 @dataclass(frozen=True)
 class Mrz:
+    """A parsed MRZ. Text fields have their fillers turned into single spaces and stripped; ``checks`` holds
+    one entry per check digit of the format ("document_number", "birth_date", "expiry_date", and TD3's
+    "optional_data", TD1/TD2/TD3's "composite"). Dates are None when the field is not a calendar date."""
+
     format: str
     document_code: str
     issuing_country: str
@@ -430,14 +434,23 @@ class _Line:
     cost: int
 
 
+_MAX_REPAIRS = 12
+
+
 def _repairs(row: str, width: int) -> tuple[str, ...]:
+    """Ways to bring ``row`` to ``width``, likeliest first: fillers lost or gained at the end, then junk at the
+    start, then fillers lost or gained inside a run of fillers (read() keeps whichever checks out)."""
     extra = len(row) - width
     if extra == 0:
         return (row,)
-    if extra < 0:  # lost fillers: most often at the end of the line
-        return (row + FILLER * -extra,)
-    # junk at the end most often, sometimes at the start
-    return tuple(row[cut : cut + width] for cut in [0, *range(extra, 0, -1)])
+    runs = [m for m in re.finditer(r"<{2,}", row) if m.end() < len(row)]  # inner runs of fillers
+    if extra < 0:
+        out = [row + FILLER * -extra]
+        out += [row[: m.end()] + FILLER * -extra + row[m.end() :] for m in runs]
+    else:
+        out = [row[cut : cut + width] for cut in [0, *range(extra, 0, -1)]]
+        out += [row[: m.end() - extra] + row[m.end() :] for m in runs if m.end() - m.start() > extra]
+    return tuple(dict.fromkeys(out))[:_MAX_REPAIRS]
 
 
 def _mrz_lines(ocr_text: str) -> list[_Line]:

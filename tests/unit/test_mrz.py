@@ -131,6 +131,15 @@ def test_td1_long_document_number() -> None:
     assert not broken.checks["document_number"]
 
 
+def test_td2_long_document_number() -> None:
+    # The same overflow into the optional data (part 6): D23145890123, check digit 3 as worked out above.
+    body = "D23145890<UTO7408122F1204159" + "1233<<<"
+    line2 = body + check_digit(body[0:10] + body[13:20] + body[21:35])
+    mrz = parse([TD2[0], line2], today=TODAY)
+    assert (mrz.document_number, mrz.optional_data) == ("D23145890123", "")
+    assert mrz.valid
+
+
 def test_special_values() -> None:
     line1 = "P<D<<MUSTERMANN<<ERIKA".ljust(44, "<")
     mrz = parse([line1, TD3[1].replace("2F", "2<")], today=TODAY)
@@ -341,6 +350,16 @@ def test_read_td1_and_td2() -> None:
     assert mrz is not None and mrz.format == "TD1" and mrz.valid
     mrz = read("\n\n".join(TD2) + "\nJUNK", today=TODAY)
     assert mrz is not None and mrz.format == "TD2" and mrz.valid
+
+
+def test_read_puts_back_a_filler_lost_or_gained_inside_a_line() -> None:
+    lost = TD3[1].replace("B<<<<<10", "B<<<<10")  # a '<' dropped before the check digits
+    gained = TD3[0].replace("MARIA<<<", "MARIA<<<<")  # 45 characters, no junk at either end
+    mrz = read("\n".join([gained, lost]), today=TODAY)
+    assert mrz is not None and mrz.valid and mrz.lines == TD3
+    td1 = [TD1[0].replace("7<<<", "7<<"), TD1[1].replace("UTO<<<", "UTO<<<<<"), TD1[2]]
+    mrz = read("\n".join(td1), today=TODAY)
+    assert mrz is not None and mrz.valid and mrz.lines == TD1
 
 
 def test_read_prefers_the_group_that_checks_out() -> None:
