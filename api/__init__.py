@@ -2,18 +2,39 @@
 
 from __future__ import annotations
 
+import http
+import json
 import logging
 
 from flask import Flask, request
 from flask_smorest import Api
+from flask_smorest.utils import prepare_response
 
-from api.errors import problem, register_error_handlers
+from api.errors import PROBLEM, problem, register_error_handlers
 from api.metrics import init_metrics
+from api.schemas import Problem
 from api.security import init_jwt
 from core.bank import Bank
+from core.errors import NotFound
 from core.settings import Settings
 
 JSON_TYPES = ("application/json",)
+
+
+class ProblemApi(Api):
+    """flask-smorest documents its own error body ({code: int, status, message}) as application/json; every error
+    bankq sends is an RFC 9457 problem document (api.errors), so the OpenAPI document says that instead."""
+
+    def _register_responses(self) -> None:
+        for status in http.HTTPStatus:
+            response: dict = {"description": status.phrase}
+            if not (100 <= status < 200) and status not in (204, 304):
+                response["schema"] = Problem
+            prepare_response(response, self.spec, PROBLEM)
+            self.spec.components.response(status.name, response, lazy=True)
+        default: dict = {"description": "Error: an RFC 9457 problem document", "schema": Problem}
+        prepare_response(default, self.spec, PROBLEM)
+        self.spec.components.response("DEFAULT_ERROR", default, lazy=True)
 
 
 def create_app(settings: Settings | None = None, bank: Bank | None = None) -> Flask:
@@ -39,7 +60,7 @@ def create_app(settings: Settings | None = None, bank: Bank | None = None) -> Fl
     app.extensions["bankq"] = bank
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    api = Api(app)
+    api = ProblemApi(app)
     init_jwt(app, bank)
     init_metrics(app, bank)
 
@@ -50,12 +71,26 @@ def create_app(settings: Settings | None = None, bank: Bank | None = None) -> Fl
     app.register_blueprint(ops.blp)
     register_error_handlers(app)
 
+    @app.url_value_preprocessor
+    def _ids_are_text(_endpoint, values):  # type: ignore[no-untyped-def]
+        # No id holds a NUL; PostgreSQL would refuse the look-up with a 500.
+        if values and any(isinstance(v, str) and "\x00" in v for v in values.values()):
+            raise NotFound("No such resource.")
+
     @app.before_request
     def _json_only():  # type: ignore[no-untyped-def]
         if request.method in ("POST", "PUT", "PATCH") and request.content_length:
             if request.mimetype not in JSON_TYPES:
                 return problem(415, "unsupported_media_type", "Unsupported media type",
                                "Send the request body as application/json.")
+            # Reading the body enforces MAX_CONTENT_LENGTH (413) even on routes that ignore it; a body nested
+            # deeper than the parser's recursion limit is refused here rather than as a RecursionError (500).
+            try:
+                json.loads(request.get_data(cache=True))
+            except RecursionError:
+                return problem(400, "malformed_json", "Bad Request", "The request body is nested too deeply.")
+            except ValueError:
+                pass  # malformed JSON: the schema layer answers 400 malformed_json with its own detail
         return None
 
     @app.after_request

@@ -38,6 +38,8 @@ def problem(status: int, code: str, title: str, detail: str | None = None, *,
     response = Response(json.dumps(body), status=status, mimetype=PROBLEM)
     for name, value in (headers or {}).items():
         response.headers[name] = value
+    if status == 401 and "WWW-Authenticate" not in response.headers:  # RFC 9110: a 401 carries a challenge
+        response.headers["WWW-Authenticate"] = "Bearer"
     return response
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from core.jobs import STATUSES
 
@@ -14,18 +16,53 @@ PHONE = validate.Regexp(r"^\+?[0-9][0-9 ()-]{4,30}$", error="Not a phone number.
 CURRENCY = validate.Regexp(r"^[A-Z]{3}$", error="An ISO 4217 code such as EUR.")
 
 
+def _storable(value: Any) -> bool:
+    """PostgreSQL text cannot hold NUL and UTF-8 cannot encode a lone surrogate: both would fail at INSERT (a 500)."""
+    values = value if isinstance(value, list) else [value]
+    for item in values:
+        if isinstance(item, str):
+            if "\x00" in item:
+                return False
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+    return True
+
+
+def _utc_representable(value: datetime) -> None:
+    try:
+        value.astimezone(UTC)
+    except (OverflowError, ValueError) as exc:
+        raise ValidationError("Out of range.") from exc
+
+
 class Strict(Schema):
     class Meta:
         unknown = RAISE
         ordered = True
 
+    @pre_load
+    def _refuse_unstorable_strings(self, data: Any, **_: object) -> Any:
+        if isinstance(data, Mapping):
+            errors = {str(key): ["Must not contain NUL characters or unpaired surrogates."]
+                      for key in data if not _storable(data[key])}
+            if errors:
+                raise ValidationError(errors)
+        return data
+
 
 class Problem(Schema):
-    type = fields.String()
-    title = fields.String()
-    status = fields.Integer()
-    detail = fields.String()
-    code = fields.String()
+    """RFC 9457 problem details, the body of every error (see api.errors.problem)."""
+
+    class Meta:
+        unknown = INCLUDE  # some problems carry extra members, e.g. attempts_remaining
+
+    type = fields.String(required=True)
+    title = fields.String(required=True)
+    status = fields.Integer(required=True)
+    detail = fields.String(required=True)
+    code = fields.String(required=True, metadata={"description": "Stable snake_case machine code."})
     errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
 
 
@@ -159,7 +196,7 @@ class TransferIn(Strict):
         "description": "Decimal string in major units, e.g. \"125.50\".", "example": "125.50"})
     currency = fields.String(required=True, validate=CURRENCY)
     description = fields.String(allow_none=True, validate=validate.Length(max=500))
-    execute_at = fields.AwareDateTime(allow_none=True, default_timezone=UTC)
+    execute_at = fields.AwareDateTime(allow_none=True, default_timezone=UTC, validate=_utc_representable)
 
     @validates_schema
     def _one_destination(self, data: dict, **_: object) -> None:

@@ -13,7 +13,7 @@ CURRENCIES: dict[str, int] = {
     "DKK": 2, "PLN": 2, "CZK": 2, "CAD": 2, "AUD": 2, "KWD": 3,
 }
 MAX_DIGITS = 18
-_AMOUNT = re.compile(r"^(0|[1-9][0-9]*)(?:\.([0-9]+))?$")
+_AMOUNT = re.compile(r"(0|[1-9][0-9]*)(?:\.([0-9]+))?")  # used with fullmatch: "$" would allow a trailing "\n"
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ def parse_amount(raw: object, currency: str, field: str = "amount") -> int:
 
     if not isinstance(raw, str):
         raise bad("Must be a decimal string such as \"125.50\", not a JSON number.")
-    match = _AMOUNT.match(raw)
+    match = _AMOUNT.fullmatch(raw)
     if not match:
         raise bad("Must be a positive decimal string in major units, such as \"125.50\".")
     whole, fraction = match.group(1), match.group(2) or ""
@@ -53,6 +53,8 @@ def parse_amount(raw: object, currency: str, field: str = "amount") -> int:
     if len(whole) + len(fraction) > MAX_DIGITS:
         raise bad(f"At most {MAX_DIGITS} digits.")
     minor = int(whole) * 10**exponent + int(fraction.ljust(exponent, "0") or "0")
+    if minor >= 10**MAX_DIGITS:  # counted in minor units, so the amount always fits a BIGINT column
+        raise bad(f"At most {MAX_DIGITS} digits counting the {currency} minor units.")
     if minor <= 0:
         raise bad("Must be greater than zero.")
     return minor
