@@ -1,0 +1,637 @@
+"""Reading the machine readable zone (MRZ) of a passport or ID card from a photo or scan, with tesseract.
+
+`read_document(path_or_image)` runs a bounded pipeline and returns a `Reading`:
+
+1. decode (refusing more than `MAX_PIXELS`), apply the EXIF orientation, convert to grey;
+2. on a small analysis copy: flatten the lighting (divide by a blurred maximum, so shadows and gradients go), a
+   median filter against noise, an Otsu threshold computed from the histogram;
+3. estimate the skew of the text lines (the angle in [-4, 4] degrees that maximises the variance of the horizontal
+   projection of dark pixels) and rotate it away;
+4. find the MRZ band: 2 or 3 evenly spaced text lines of similar length, dense with characters, near the bottom,
+   from a horizontal projection profile of dark-light transitions; fixed bottom crops (35%, 25%, 50%) back it up;
+5. each crop is scaled so that the MRZ characters are about 32 px tall (a second scale if the first fails),
+   contrast-normalised, flattened and thresholded, and read by tesseract (LSTM, `--psm 6`, a whitelist of the MRZ
+   alphabet, dictionaries off); the text goes to `mrz.read`;
+6. it stops at the first fully valid MRZ, else keeps the best (most passing checks), within `TIME_BUDGET` seconds
+   and `MAX_ATTEMPTS` tesseract runs, so a hostile or blank image cannot run for ever.
+
+Any decodable image gives a Reading (mrz None when nothing is found); a missing tesseract raises.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import date
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+import pytesseract  # type: ignore[import-untyped]
+from PIL import Image, ImageFilter, ImageOps
+
+from core.kyc import mrz
+from core.kyc.mrz import Mrz
+
+TIME_BUDGET = 20.0  # seconds for one document, decoding included
+MAX_ATTEMPTS = 14  # tesseract runs for one document
+MAX_PIXELS = 40_000_000  # larger images are not decoded (a JPEG is decoded reduced when it can be)
+MRZ_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789<"
+TARGET_CHAR_HEIGHT = 32  # px: tesseract's LSTM reads OCR-B best at about this cap height
+ANALYSIS_SIZE = 1200  # px, the long side of the copy on which skew and the MRZ band are found
+WORK_SIZE = 4000  # px, the long side beyond which the image is reduced before cropping
+_MRZ_WIDTHS = {44: 2, 36: 2, 30: 3}  # characters per line -> lines, for TD3 and MRV-A, TD2 and MRV-B, TD1
+_BASE_CONFIG = "--oem 1 --psm 6 -c load_system_dawg=0 -c load_freq_dawg=0"
+_WHITELIST_CONFIG = f"{_BASE_CONFIG} -c tessedit_char_whitelist={MRZ_ALPHABET}"
+_LETTERS_CONFIG = f"{_BASE_CONFIG} -c tessedit_char_whitelist={MRZ_ALPHABET[:-1]}"
+
+ImageInput = str | os.PathLike[str] | bytes | IO[bytes] | Image.Image
+
+
+@dataclass(frozen=True)
+class Reading:
+    mrz: Mrz | None  # best parse found (fully valid preferred, else most passing checks)
+    text: str  # the OCR text that produced it
+    attempts: int  # how many preprocess/crop/OCR variants were tried (tesseract runs)
+    seconds: float
+
+
+def read_document(
+    path_or_image: ImageInput,
+    *,
+    today: date | None = None,
+    time_budget: float = TIME_BUDGET,
+    max_attempts: int = MAX_ATTEMPTS,
+) -> Reading:
+    """Read the MRZ of the document in `path_or_image` (a path, bytes, a binary file or a PIL image).
+
+    Never raises for the content of an image: an undecodable, blank or unreadable one gives mrz None. A missing
+    file raises FileNotFoundError, a missing tesseract pytesseract.TesseractNotFoundError.
+    """
+    started = time.monotonic()
+    deadline = started + time_budget
+    seen: list[tuple[Mrz, str]] = []  # every parse, with the text it came from
+    attempts = 0
+    grey = _load_grey(path_or_image)
+    if grey is not None:
+        os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # tesseract's OpenMP threads slow it on small machines
+        templates: list[list[list[_Glyph]]] = []
+        for variant in _variants(grey, templates):
+            if attempts >= max_attempts or time.monotonic() >= deadline:
+                break
+            attempts += 1
+            text = _ocr(variant.image, variant.config, deadline)
+            if text is None:
+                break
+            if variant.template is not None:
+                text = _unmask(text, variant.template) or ""
+            found = _read_mrz(text, today)
+            if found is None:
+                continue
+            seen.append((_agrees(found, variant.template or (templates[0] if templates else None)), text))
+            if _settled(seen):
+                break
+    best, text = _choose(seen)
+    return Reading(best, text, attempts, time.monotonic() - started)
+
+
+def _unchecked(found: Mrz) -> str:
+    """The characters no check digit covers: line 1 of the long formats (code, issuing state, names), nationality
+    and sex; in TD1 the code, issuing state, sex, nationality and names. One misread there still passes every check,
+    so a verification needs two readings that agree on them."""
+    lines = found.lines
+    if len(lines) == 3:
+        return lines[0][0:5] + lines[1][7] + lines[1][15:18] + lines[2]
+    return lines[0] + lines[1][10:13] + lines[1][20]
+
+
+def _corroborated(found: Mrz, seen: list[tuple[Mrz, str]]) -> bool:
+    """A valid parse whose unchecked characters another reading (of any validity) read the same."""
+    if not found.valid:
+        return False
+    same = [other for other, _ in seen if other.format == found.format and _unchecked(other) == _unchecked(found)]
+    return len(same) >= 2  # itself and another
+
+
+def _settled(seen: list[tuple[Mrz, str]]) -> bool:
+    return any(_corroborated(found, seen) for found, _ in seen)
+
+
+def _choose(seen: list[tuple[Mrz, str]]) -> tuple[Mrz | None, str]:
+    """The corroborated valid parse if any; else the best plausible one, which does not verify (a valid parse read
+    only once gets a failing check `corroborated`)."""
+    for found, text in seen:
+        if _corroborated(found, seen):
+            return found, text
+    candidates = [(found, text) for found, text in seen if found.valid or _plausible(found)]
+    if not candidates:
+        return None, ""
+    found, text = max(candidates, key=lambda item: _score(item[0]))
+    if found.valid:
+        found = replace(found, checks={**found.checks, "corroborated": False})
+    return found, text
+
+
+# --- decoding ---------------------------------------------------------------------------------------------------
+
+
+def _load_grey(source: ImageInput) -> Image.Image | None:
+    """The image in grey (mode L), upright per EXIF and at most WORK_SIZE on its long side; None if undecodable."""
+    if isinstance(source, str | os.PathLike) and not Path(source).exists():
+        raise FileNotFoundError(source)
+    try:
+        if isinstance(source, Image.Image):
+            image = source
+        else:
+            opened = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+            if opened.width * opened.height > MAX_PIXELS:
+                opened.draft("L", (opened.width // 4, opened.height // 4))  # JPEG only: decode reduced
+            if opened.width * opened.height > MAX_PIXELS:
+                return None
+            opened.load()
+            image = opened
+        if image.width * image.height > MAX_PIXELS or image.width < 1 or image.height < 1:
+            return None
+        try:
+            image = ImageOps.exif_transpose(image)
+        except Exception:  # a broken EXIF block: keep the pixels as they are
+            pass
+        grey = _to_grey(image)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, MemoryError, EOFError):
+        return None
+    if max(grey.size) > WORK_SIZE:
+        ratio = WORK_SIZE / max(grey.size)
+        grey = grey.resize(
+            (max(1, round(grey.width * ratio)), max(1, round(grey.height * ratio))), Image.Resampling.BOX
+        )
+    return grey
+
+
+def _to_grey(image: Image.Image) -> Image.Image:
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        pixels = np.asarray(image, dtype=np.float64)
+        low, high = float(pixels.min()), float(pixels.max())
+        scaled = (pixels - low) * (255.0 / (high - low)) if high > low else np.zeros_like(pixels)
+        return Image.fromarray(scaled.astype(np.uint8), "L")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("L")
+    return image.convert("L")
+
+
+# --- image operations -------------------------------------------------------------------------------------------
+
+
+def _resize(image: Image.Image, factor: float) -> Image.Image:
+    size = (max(1, round(image.width * factor)), max(1, round(image.height * factor)))
+    if size == image.size:
+        return image
+    method = Image.Resampling.LANCZOS if factor < 1 else Image.Resampling.BICUBIC
+    return image.resize(size, method)
+
+
+def _flatten(grey: Image.Image, feature: float) -> np.ndarray:
+    """Divide out the lighting: the background is a blurred local maximum over windows a few times `feature` px."""
+    k = max(1, int(feature))
+    small = grey.resize((max(1, grey.width // k), max(1, grey.height // k)), Image.Resampling.BOX)
+    background = small.filter(ImageFilter.MaxFilter(5)).filter(ImageFilter.GaussianBlur(1.5))
+    background = background.resize(grey.size, Image.Resampling.BILINEAR)
+    pixels = np.asarray(grey, dtype=np.float32)
+    light = np.maximum(np.asarray(background, dtype=np.float32), 1.0)
+    return np.clip(pixels * (255.0 / light), 0, 255).astype(np.uint8)
+
+
+def _otsu(pixels: np.ndarray) -> int:
+    """The Otsu threshold of a uint8 array, from its histogram."""
+    histogram = np.bincount(pixels.ravel(), minlength=256).astype(np.float64)
+    total = histogram.sum()
+    if total == 0:
+        return 128
+    levels = np.arange(256, dtype=np.float64)
+    weight = np.cumsum(histogram)
+    mass = np.cumsum(histogram * levels)
+    background = total - weight
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean_dark = mass / weight
+        mean_light = (mass[-1] - mass) / background
+        between = weight * background * (mean_dark - mean_light) ** 2
+    between = np.nan_to_num(between, nan=0.0, posinf=0.0, neginf=0.0)
+    return int(np.argmax(between))
+
+
+def _binarize(grey: Image.Image, feature: float, denoise: bool) -> np.ndarray:
+    """Dark pixels (True) of a grey image after contrast normalisation, light flattening and an Otsu threshold."""
+    grey = ImageOps.autocontrast(grey, cutoff=1)
+    if denoise:
+        grey = grey.filter(ImageFilter.MedianFilter(3))
+    flat = _flatten(grey, feature)
+    return flat <= _otsu(flat)
+
+
+def _skew(dark: np.ndarray) -> float:
+    """The angle (degrees, counter-clockwise) of the text lines: the shear maximising the projection's variance."""
+    ys, xs = np.nonzero(dark)
+    if len(ys) < 50:
+        return 0.0
+    if len(ys) > 300_000:
+        pick = np.random.default_rng(0).choice(len(ys), 300_000, replace=False)
+        ys, xs = ys[pick], xs[pick]
+    ys = ys.astype(np.float64)
+    xs = xs.astype(np.float64)
+
+    def sharpness(angle: float) -> float:
+        projected = np.round(ys + xs * math.tan(math.radians(angle))).astype(np.int64)
+        counts = np.bincount(projected - projected.min())
+        return float(np.dot(counts, counts))
+
+    coarse = max(np.arange(-4.0, 4.01, 0.5), key=sharpness)
+    fine = max(np.arange(coarse - 0.4, coarse + 0.41, 0.1), key=sharpness)
+    return float(round(fine, 2))
+
+
+def _rotate(grey: Image.Image, angle: float) -> Image.Image:
+    if abs(angle) < 0.05:
+        return grey
+    border = np.concatenate([np.asarray(grey)[0], np.asarray(grey)[-1]])
+    fill = int(np.median(border))
+    return grey.rotate(-angle, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=fill)
+
+
+# --- finding the MRZ --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Line:
+    top: int
+    bottom: int
+    left: int
+    right: int
+
+    @property
+    def height(self) -> int:
+        return self.bottom - self.top
+
+    @property
+    def width(self) -> int:
+        return self.right - self.left
+
+
+@dataclass(frozen=True)
+class _Band:
+    box: tuple[int, int, int, int]  # left, top, right, bottom in the analysed image
+    char_height: float  # px in the analysed image
+    score: float
+
+
+def _runs(mask: np.ndarray | np.bool_, gap: int) -> list[tuple[int, int]]:
+    """[start, end) runs of True in a 1-D mask, joining runs separated by at most `gap` False."""
+    runs: list[tuple[int, int]] = []
+    indices = np.flatnonzero(mask)
+    if len(indices) == 0:
+        return runs
+    start = previous = int(indices[0])
+    for index in indices[1:]:
+        index = int(index)
+        if index - previous > gap + 1:
+            runs.append((start, previous + 1))
+            start = index
+        previous = index
+    runs.append((start, previous + 1))
+    return runs
+
+
+def _text_lines(dark: np.ndarray) -> list[_Line]:
+    """Rows dense in dark-light transitions, grouped into lines, each with the horizontal extent of its ink."""
+    transitions = np.count_nonzero(dark[:, 1:] & ~dark[:, :-1], axis=1).astype(np.float64)
+    if transitions.max(initial=0) < 8:
+        return []
+    smooth = np.convolve(transitions, np.ones(3) / 3, mode="same")
+    threshold = max(6.0, 0.3 * float(np.percentile(smooth, 99.5)))
+    lines = []
+    for top, bottom in _runs(smooth >= threshold, gap=1):
+        height = bottom - top
+        if height < 4 or height > dark.shape[0] / 4:
+            continue
+        columns = dark[top:bottom].any(axis=0)
+        spans = _runs(columns, gap=max(2, int(height * 1.6)))
+        left, right = max(spans, key=lambda span: span[1] - span[0])
+        lines.append(_Line(top, bottom, left, right))
+    return lines
+
+
+def _find_bands(dark: np.ndarray) -> list[_Band]:
+    """Groups of 2 or 3 lines that look like an MRZ, best first."""
+    lines = _text_lines(dark)
+    height = dark.shape[0]
+    bands = []
+    for count in (2, 3):
+        for i in range(len(lines) - count + 1):
+            group = lines[i : i + count]
+            heights = [line.height for line in group]
+            widths = [line.width for line in group]
+            pitches = [b.top - a.top for a, b in zip(group, group[1:], strict=False)]
+            mean_height = sum(heights) / count
+            if max(heights) > 1.6 * min(heights) or min(widths) < 0.75 * max(widths):
+                continue
+            if max(pitches) > 1.3 * min(pitches) or not 1.15 <= sum(pitches) / len(pitches) / mean_height <= 3.2:
+                continue
+            if max(line.left for line in group) - min(line.left for line in group) > 3 * mean_height:
+                continue
+            aspect = sum(widths) / count / mean_height  # OCR-B's pitch is about its cap height: ~44, 36 or 30
+            if aspect < 15:
+                continue
+            lowness = group[-1].bottom / height
+            fit = max(1 - abs(aspect - chars) / chars for chars, lines in _MRZ_WIDTHS.items() if lines == count)
+            score = lowness + fit
+            margin_x, margin_y = int(1.5 * mean_height), int(0.9 * mean_height)
+            pitch = sum(pitches) / len(pitches)
+            # two lines of ~30 characters may be the lower two of an ID card's three
+            reach_up = int(pitch) if count == 2 and aspect < 33 else 0
+            box = (
+                max(0, min(line.left for line in group) - margin_x),
+                max(0, group[0].top - margin_y - reach_up),
+                min(dark.shape[1], max(line.right for line in group) + margin_x),
+                min(height, group[-1].bottom + margin_y),
+            )
+            bands.append(_Band(box, mean_height, score))
+    bands.sort(key=lambda band: -band.score)
+    distinct: list[_Band] = []
+    for band in bands:
+        if not any(_overlap(band.box, other.box) > 0.6 for other in distinct):
+            distinct.append(band)
+    return distinct[:2]
+
+
+def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    width = min(a[2], b[2]) - max(a[0], b[0])
+    height = min(a[3], b[3]) - max(a[1], b[1])
+    if width <= 0 or height <= 0:
+        return 0.0
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return width * height / max(1, smaller)
+
+
+# --- the glyphs of the MRZ -------------------------------------------------------------------------------------
+# Tesseract's English model reads OCR-B letters and digits well but the filler '<' badly (K, X, E, S, or two
+# characters for one). The MRZ is printed at a fixed pitch with a glyph in every cell, so the glyphs can be cut
+# apart by their columns of ink and the fillers told by their shape: a chevron with its point in the middle of
+# the left side. Masking them leaves tesseract only letters and digits, and the fillers are put back by position.
+
+
+@dataclass(frozen=True)
+class _Glyph:
+    left: int
+    right: int
+    top: int
+    bottom: int
+    filler: bool
+
+
+def _is_filler(ink: np.ndarray, line_height: int) -> bool:
+    """Whether a glyph's ink (cropped to its bounding box) is the chevron '<'."""
+    height, width = ink.shape
+    if not (0.55 * line_height <= height <= 1.1 * line_height and 0.45 * height <= width <= 1.15 * height):
+        return False
+
+    def density(r0: float, r1: float, c0: float, c1: float) -> float:
+        rows = slice(int(r0 * height), max(int(r0 * height) + 1, int(r1 * height)))
+        cols = slice(int(c0 * width), max(int(c0 * width) + 1, int(c1 * width)))
+        return float(ink[rows, cols].mean())
+
+    return (
+        density(0.4, 0.6, 0.0, 0.25) > 0.4  # the point, middle left
+        and density(0.0, 0.25, 0.65, 1.0) > 0.15  # the arms' ends, top right ...
+        and density(0.75, 1.0, 0.65, 1.0) > 0.15  # ... and bottom right
+        and density(0.0, 0.3, 0.0, 0.3) < 0.15  # nothing top left (K, E, X, C, S, Z have)
+        and density(0.7, 1.0, 0.0, 0.3) < 0.15  # nothing bottom left
+        and density(0.35, 0.65, 0.7, 1.0) < 0.15  # nothing middle right (4, K's leg, B, ...)
+        and density(0.4, 0.6, 0.45, 0.65) < 0.5  # the open inside
+    )
+
+
+def _glyph_line(dark: np.ndarray, top: int, bottom: int) -> list[_Glyph]:
+    band = dark[top:bottom]
+    height = bottom - top
+    glyphs = []
+    for left, right in _runs(band.any(axis=0), gap=0):
+        ink = band[:, left:right]
+        rows = np.flatnonzero(ink.any(axis=1))
+        g_top, g_bottom = int(rows[0]), int(rows[-1]) + 1
+        if g_bottom - g_top < 0.35 * height or ink.sum() < 0.02 * height * height:
+            continue  # a speck, a dot of dust, a piece of background line
+        glyphs.append(_Glyph(left, right, top + g_top, top + g_bottom, _is_filler(ink[g_top:g_bottom], height)))
+    return glyphs
+
+
+def _regular(glyphs: list[_Glyph]) -> bool:
+    """Whether the glyph centres stand on one fixed-pitch grid, a glyph in each cell."""
+    centres = np.array([(g.left + g.right) / 2 for g in glyphs])
+    steps = np.diff(centres)
+    pitch = float(np.median(steps))
+    if pitch <= 0:
+        return False
+    fitted = centres[0] + pitch * np.arange(len(centres))
+    slope, intercept = np.polyfit(np.arange(len(centres)), centres, 1)
+    residual = np.abs(centres - (intercept + slope * np.arange(len(centres))))
+    return bool(residual.max() < 0.35 * slope and steps.min() > 0.5 * slope and fitted is not None)
+
+
+def _template(dark: np.ndarray) -> list[list[_Glyph]] | None:
+    """The glyphs of the MRZ lines in a thresholded band (dark = ink), bottom-most group first; None if unsure."""
+    profile = dark.sum(axis=1)
+    if profile.max(initial=0) == 0:
+        return None
+    lines = []
+    for top, bottom in _runs(profile >= max(2, 0.01 * dark.shape[1]), gap=1):
+        if 0.5 * TARGET_CHAR_HEIGHT <= bottom - top <= 2.2 * TARGET_CHAR_HEIGHT:
+            glyphs = _glyph_line(dark, top, bottom)
+            if len(glyphs) in _MRZ_WIDTHS and _regular(glyphs):
+                lines.append(glyphs)
+            else:
+                lines.append([])
+        else:
+            lines.append([])
+    for end in range(len(lines), 0, -1):
+        width = len(lines[end - 1])
+        count = _MRZ_WIDTHS.get(width, 0)
+        group = lines[end - count : end] if count and end >= count else []
+        if group and all(len(line) == width for line in group):
+            pitches = [(line[-1].right - line[0].left) / width for line in group]
+            lefts = [line[0].left for line in group]
+            if max(pitches) < 1.1 * min(pitches) and max(lefts) - min(lefts) < 2 * max(pitches):
+                return group
+    return None
+
+
+def _masked(pixels: np.ndarray, template: list[list[_Glyph]]) -> Image.Image:
+    """Only the letters and digits of the MRZ lines, in place, on white: fillers and everything else removed.
+
+    `pixels`: the thresholded band (bool, True = ink) or its grey levels (uint8)."""
+    if pixels.dtype == bool:
+        pixels = np.where(pixels, 0, 255).astype(np.uint8)
+    canvas = np.full(pixels.shape, 255, dtype=np.uint8)
+    for line in template:
+        for glyph in line:
+            if not glyph.filler:
+                box = (slice(glyph.top, glyph.bottom), slice(glyph.left, glyph.right))
+                canvas[box] = pixels[box]
+    return ImageOps.expand(Image.fromarray(canvas, "L"), border=TARGET_CHAR_HEIGHT, fill=255)
+
+
+def _unmask(text: str, template: list[list[_Glyph]]) -> str | None:
+    """The MRZ lines from tesseract's text of a masked image, fillers put back; None if the counts disagree."""
+    rows = ["".join(row.split()) for row in text.splitlines() if row.strip()]
+    if len(rows) != len(template):
+        return None
+    out = []
+    for row, line in zip(rows, template, strict=True):
+        if len(row) != sum(1 for glyph in line if not glyph.filler):
+            return None
+        chars = iter(row)
+        out.append("".join("<" if glyph.filler else next(chars) for glyph in line))
+    return "\n".join(out)
+
+
+def _agrees(found: Mrz, template: list[list[_Glyph]] | None) -> Mrz:
+    """`found`, with a failing check `fillers` when its fillers are not where the image has them."""
+    if template is None:
+        return found
+    shape = [len(line) for line in template]
+    if [len(line) for line in found.lines] != shape:
+        return found
+    pattern = ["".join("<" if glyph.filler else "x" for glyph in line) for line in template]
+    seen = ["".join("<" if ch == "<" else "x" for ch in line) for line in found.lines]
+    return replace(found, checks={**found.checks, "fillers": seen == pattern})
+
+
+# --- the variants to read ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Variant:
+    image: Image.Image
+    config: str
+    template: list[list[_Glyph]] | None = None  # set on a masked image: its text needs the fillers put back
+
+
+@dataclass
+class _Prepared:
+    dark: np.ndarray  # thresholded, dark = True, at TARGET_CHAR_HEIGHT
+    grey: Image.Image  # the same, before thresholding
+    template: list[list[_Glyph]] | None
+
+    def binary(self) -> Image.Image:
+        image = Image.fromarray(np.where(self.dark, 0, 255).astype(np.uint8), "L")
+        return ImageOps.expand(image, border=TARGET_CHAR_HEIGHT, fill=255)
+
+    def contrast(self) -> np.ndarray:
+        flat = _flatten(ImageOps.autocontrast(self.grey, cutoff=1), TARGET_CHAR_HEIGHT * 1.5)
+        return np.asarray(ImageOps.autocontrast(Image.fromarray(flat, "L"), cutoff=0.5))
+
+
+def _prepare(crop: Image.Image, char_height: float) -> _Prepared | None:
+    """The crop scaled to TARGET_CHAR_HEIGHT characters, normalised and thresholded; None if it holds no print."""
+    factor = min(4.0, max(0.2, TARGET_CHAR_HEIGHT / max(char_height, 1.0)))
+    scaled = _resize(crop, factor)
+    if scaled.width < 40 or scaled.height < 20:
+        return None
+    dark = _binarize(scaled, TARGET_CHAR_HEIGHT * 1.5, denoise=True)
+    share = float(dark.mean())
+    if not 0.003 <= share <= 0.4:  # blank, or noise and solid areas rather than print
+        return None
+    template = _template(dark)
+    if template is None and len(_text_lines(dark)) < 2:
+        return None  # no lines of print: noise, texture or a picture; tesseract would only take long on it
+    return _Prepared(dark, scaled, template)
+
+
+def _readings(prepared: _Prepared | None, *, grey: bool = False, plain: bool = True) -> Iterator[_Variant]:
+    if prepared is None:
+        return
+    if prepared.template is not None:
+        yield _Variant(_masked(prepared.dark, prepared.template), _LETTERS_CONFIG, prepared.template)
+        if grey:
+            yield _Variant(_masked(prepared.contrast(), prepared.template), _LETTERS_CONFIG, prepared.template)
+    if plain or prepared.template is None:
+        yield _Variant(prepared.binary(), _WHITELIST_CONFIG)
+
+
+def _variants(grey: Image.Image, found: list[list[list[_Glyph]]]) -> Iterator[_Variant]:
+    """Images for tesseract, most promising first, built lazily. Templates seen are appended to `found`."""
+    if grey.width < 60 or grey.height < 20:
+        return
+    analysis_ratio = min(1.0, ANALYSIS_SIZE / max(grey.size))
+    small = _resize(grey, analysis_ratio)
+    feature = max(8.0, max(small.size) / 60)
+    angle = _skew(_binarize(small, feature, denoise=True)[small.height * 2 // 5 :])
+    upright = _rotate(grey, angle)
+    bands = _find_bands(_binarize(_rotate(small, angle), feature, denoise=True))
+
+    def band_crop(band: _Band) -> Image.Image:
+        return upright.crop(tuple(round(v / analysis_ratio) for v in band.box))  # type: ignore[arg-type]
+
+    def prepared(region: Image.Image, height: float) -> _Prepared | None:
+        result = _prepare(region, height)
+        if result is not None and result.template is not None:
+            found.append(result.template)
+        return result
+
+    guess = bands[0].char_height / analysis_ratio if bands else None
+    if bands:
+        region, height = band_crop(bands[0]), bands[0].char_height / analysis_ratio
+        yield from _readings(prepared(region, height), grey=True, plain=False)
+        for size in (26, 38):
+            yield from _readings(prepared(region, height * TARGET_CHAR_HEIGHT / size), plain=False)
+    for band in bands[1:]:
+        yield from _readings(prepared(band_crop(band), band.char_height / analysis_ratio))
+    for share in (0.35, 0.25, 0.5):
+        region = upright.crop((0, round(upright.height * (1 - share)), upright.width, upright.height))
+        # without a band the characters are guessed from the width: a TD3 MRZ is ~44 characters of ~0.8 em
+        for height in [guess] if guess else [region.width / 50, region.width / 36]:
+            yield from _readings(prepared(region, height))
+    if bands:
+        again = _prepare(band_crop(bands[0]), bands[0].char_height / analysis_ratio)
+        if again is not None:
+            yield _Variant(again.binary(), _WHITELIST_CONFIG)
+            yield _Variant(again.binary(), _BASE_CONFIG)  # no whitelist: mrz.clean sorts letters from digits
+
+
+# --- tesseract --------------------------------------------------------------------------------------------------
+
+
+def _ocr(image: Image.Image, config: str, deadline: float) -> str | None:
+    """Tesseract's text for the image; '' when it fails on it, None when the time is up."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0.2:
+        return None
+    try:
+        text = pytesseract.image_to_string(image, lang="eng", config=config, timeout=max(1.0, remaining))
+    except RuntimeError as error:  # pytesseract's timeout
+        if "timeout" in str(error).lower():
+            return None
+        raise
+    except pytesseract.TesseractError:
+        return ""
+    return str(text)
+
+
+def _read_mrz(text: str, today: date | None) -> Mrz | None:
+    try:
+        return mrz.read(text, today=today) if today is not None else mrz.read(text)
+    except (mrz.MrzError, ValueError, IndexError):
+        return None
+
+
+def _plausible(found: Mrz) -> bool:
+    """Whether a parse that fails checks is still worth returning: most checks pass and a date is real."""
+    passed = sum(1 for ok in found.checks.values() if ok)
+    return 2 * passed >= len(found.checks) and (found.birth_date is not None or found.expiry_date is not None)
+
+
+def _score(found: Mrz) -> tuple[bool, int]:
+    return found.valid, sum(1 for passed in found.checks.values() if passed)
