@@ -12,6 +12,7 @@ from flask_smorest.utils import prepare_response
 
 from api.errors import PROBLEM, problem, register_error_handlers
 from api.metrics import init_metrics
+from api.routes.kyc import UPLOAD_LIMIT
 from api.schemas import Problem
 from api.security import init_jwt
 from core.bank import Bank
@@ -19,6 +20,7 @@ from core.errors import NotFound
 from core.settings import Settings
 
 JSON_TYPES = ("application/json",)
+UPLOAD_ENDPOINTS = {"kyc.upload_document"}
 
 
 class ProblemApi(Api):
@@ -64,9 +66,9 @@ def create_app(settings: Settings | None = None, bank: Bank | None = None) -> Fl
     init_jwt(app, bank)
     init_metrics(app, bank)
 
-    from api.routes import accounts, admin, auth, jobs, ops, transfers
+    from api.routes import accounts, admin, auth, jobs, kyc, ops, transfers
 
-    for blueprint in (auth.blp, accounts.blp, jobs.blp, transfers.blp, admin.blp):
+    for blueprint in (auth.blp, accounts.blp, jobs.blp, transfers.blp, kyc.blp, admin.blp):
         api.register_blueprint(blueprint)
     app.register_blueprint(ops.blp)
     register_error_handlers(app)
@@ -79,6 +81,12 @@ def create_app(settings: Settings | None = None, bank: Bank | None = None) -> Fl
 
     @app.before_request
     def _json_only():  # type: ignore[no-untyped-def]
+        if request.endpoint in UPLOAD_ENDPOINTS:
+            request.max_content_length = UPLOAD_LIMIT
+            if request.method == "POST" and request.mimetype != "multipart/form-data":
+                return problem(415, "unsupported_media_type", "Unsupported media type",
+                               "Send the document as multipart/form-data.")
+            return None
         if request.method in ("POST", "PUT", "PATCH") and request.content_length:
             if request.mimetype not in JSON_TYPES:
                 return problem(415, "unsupported_media_type", "Unsupported media type",

@@ -11,6 +11,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from core import jobs
 from core.bank import Bank
+from core.kyc.documents import processing_figures
 
 REQUESTS = Counter("bankq_http_requests_total", "HTTP requests", ["method", "endpoint", "status"])
 LATENCY = Histogram(
@@ -39,6 +40,20 @@ class JobsCollector:
             age.add_metric([queue], figures["oldest_age_seconds"])
         yield depth
         yield age
+        documents = GaugeMetricFamily("bankq_kyc_documents", "KYC documents by outcome", labels=["status"])
+        seconds = GaugeMetricFamily(
+            "bankq_kyc_processing_seconds_sum", "Worker time spent reading documents", labels=["status"]
+        )
+        timed = GaugeMetricFamily(
+            "bankq_kyc_processing_seconds_count", "Documents with a recorded reading time", labels=["status"]
+        )
+        for status, figures in processing_figures(self.bank).items():
+            documents.add_metric([status], figures["count"])
+            seconds.add_metric([status], figures["seconds_sum"])
+            timed.add_metric([status], figures["timed"])
+        yield documents
+        yield seconds
+        yield timed
 
 
 def init_metrics(app: Flask, bank: Bank) -> None:

@@ -16,14 +16,17 @@ from core.pagination import check_limit, decode_cursor, encode_cursor
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 STATUSES = ("queued", "running", "awaiting_confirmation", *TERMINAL)
-RESOURCE_PATHS = {"transfer": "/api/v1/transfers/{id}"}
+RESOURCE_PATHS = {"transfer": "/api/v1/transfers/{id}", "kyc_document": "/api/v1/kyc/documents/{id}"}
 
 # kind -> (task name, queue)
 ROUTES: dict[str, tuple[str, str]] = {
     "transfer": ("transfers.post", "transfers"),
     "deposit": ("transfers.post", "transfers"),
     "withdrawal": ("transfers.post", "transfers"),
+    "kyc": ("kyc.read", "kyc"),
 }
+# A running job is only re-driven once nobody has touched it for this long (OCR can take a while).
+RUNNING_LEASE_SECONDS = 600
 QUEUES = ("transfers", "kyc", "notify", "default")
 
 
@@ -144,8 +147,8 @@ def redrive_stuck(db: Database, *, older_than_seconds: int, limit: int = 500) ->
             s.scalars(
                 select(Job)
                 .where(
-                    Job.status.in_(("queued", "running")),
-                    Job.updated_at < cutoff,
+                    ((Job.status == "queued") & (Job.updated_at < cutoff))
+                    | ((Job.status == "running") & (Job.updated_at < now - timedelta(seconds=RUNNING_LEASE_SECONDS))),
                     Job.available_at <= now,
                     Job.id.not_in(pending_outbox),
                 )

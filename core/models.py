@@ -205,3 +205,33 @@ class AuditEvent(Base):
     target: Mapped[str | None] = mapped_column(String(128))
     details: Mapped[dict[str, Any] | None] = mapped_column(Json)
     at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class KycDocument(Base):
+    """An identity document a customer uploaded, what OCR read from it, and the decision."""
+
+    __tablename__ = "kyc_documents"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    job_id: Mapped[str] = mapped_column(String(36), unique=True)
+    document_type: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="processing")
+    stored_name: Mapped[str] = mapped_column(String(64))
+    content_type: Mapped[str] = mapped_column(String(32))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    extracted: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    checks: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    reasons: Mapped[list[str] | None] = mapped_column(Json)
+    processing_ms: Mapped[int | None] = mapped_column(Integer)
+    reviewed_by: Mapped[str | None] = mapped_column(String(36))
+    review_reason: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
+    __table_args__ = (
+        CheckConstraint("document_type IN ('passport', 'id_card')", name="document_type"),
+        CheckConstraint("status IN ('processing', 'verified', 'needs_review', 'rejected')", name="status"),
+        Index("ix_kyc_documents_status_created", "status", "created_at"),
+    )
