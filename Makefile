@@ -8,6 +8,7 @@ STAMP := $(VENV)/.installed
 .PHONY: run test test-fast lint bench migrate system-deps clean
 
 run: $(STAMP)
+	@./.ci/system-deps run
 	$(PY) -m tasks.launcher
 
 test: $(STAMP) system-deps
