@@ -235,3 +235,57 @@ class KycDocument(Base):
         CheckConstraint("status IN ('processing', 'verified', 'needs_review', 'rejected')", name="status"),
         Index("ix_kyc_documents_status_created", "status", "created_at"),
     )
+
+
+class Notification(Base):
+    """A message to a customer. The row exists before anything is sent (it is the outbox), and records the
+    outcome after; `message_id` is stable across retries so receivers can deduplicate."""
+
+    __tablename__ = "notifications"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    template: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str | None] = mapped_column(String(200))
+    recipient: Mapped[str] = mapped_column(String(254))
+    context: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    next_attempt_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    __table_args__ = (
+        CheckConstraint("channel IN ('email', 'sms', 'in_app')", name="channel"),
+        CheckConstraint("status IN ('queued', 'sending', 'sent', 'failed')", name="status"),
+        Index("ix_notifications_status_next", "status", "next_attempt_at"),
+    )
+
+
+class OneTimeCode(Base):
+    """A one-time code. Only an HMAC of the code (with a server-side pepper) is stored, never the code."""
+
+    __tablename__ = "one_time_codes"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    purpose: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(16))
+    code_hash: Mapped[str] = mapped_column(String(64))
+    subject_id: Mapped[str | None] = mapped_column(String(36))
+    binding: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    expires_at: Mapped[datetime] = mapped_column(Timestamp)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    __table_args__ = (
+        CheckConstraint(
+            "purpose IN ('transfer', 'login', 'password_reset', 'verify_email', 'verify_phone')", name="purpose"
+        ),
+        CheckConstraint("status IN ('active', 'used', 'superseded', 'expired', 'blocked')", name="status"),
+        Index("ix_one_time_codes_user_purpose", "user_id", "purpose", "status"),
+        Index("ix_one_time_codes_user_created", "user_id", "created_at"),
+        Index("ix_one_time_codes_subject", "subject_id"),
+    )

@@ -67,6 +67,15 @@ class Settings:
     admin_password: str | None = None
     admin_email: str | None = None
     max_request_bytes: int = 1024 * 1024
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "bankq <no-reply@bankq.invalid>"
+    smtp_starttls: bool = False
+    sms_provider_url: str | None = None
+    sms_provider_token: str | None = None
+    otp_pepper: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -106,4 +115,13 @@ class Settings:
             admin_password=env.get("BANKQ_ADMIN_PASSWORD") or None,
             admin_email=env.get("BANKQ_ADMIN_EMAIL") or None,
             max_request_bytes=_int(env, "BANKQ_MAX_REQUEST_BYTES", 1024 * 1024),
+            smtp_host=env.get("SMTP_HOST") or None,
+            smtp_port=_int(env, "SMTP_PORT", 25),
+            smtp_username=env.get("SMTP_USERNAME") or None,
+            smtp_password=env.get("SMTP_PASSWORD") or None,
+            smtp_from=env.get("SMTP_FROM") or "bankq <no-reply@bankq.invalid>",
+            smtp_starttls=_bool(env.get("SMTP_STARTTLS"), False, "SMTP_STARTTLS"),
+            sms_provider_url=env.get("SMS_PROVIDER_URL") or None,
+            sms_provider_token=env.get("SMS_PROVIDER_TOKEN") or None,
+            otp_pepper=env.get("BANKQ_OTP_PEPPER") or "",
         )
