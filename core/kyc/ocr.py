@@ -21,11 +21,12 @@ Any decodable image gives a Reading (mrz None when nothing is found); a missing 
 from __future__ import annotations
 
 import io
+import itertools
 import math
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import IO
@@ -74,7 +75,7 @@ def read_document(
     """
     started = time.monotonic()
     deadline = started + time_budget
-    seen: list[tuple[Mrz, str]] = []  # every parse, with the text it came from
+    seen: list[_Seen] = []  # every parse, with the text and the crop it came from
     attempts = 0
     grey = _load_grey(path_or_image)
     if grey is not None:
@@ -92,7 +93,12 @@ def read_document(
             found = _read_mrz(text, today)
             if found is None:
                 continue
-            seen.append((_agrees(found, variant.template or (templates[0] if templates else None)), text))
+            if variant.template is not None and variant.dark is not None:
+                resolved = _resolve_lookalikes(found, variant.template, variant.dark, today)
+                if resolved is not found:
+                    found, text = resolved, "\n".join(resolved.lines)
+            found = _agrees(found, variant.template or (templates[0] if templates else None))
+            seen.append(_Seen(found, text, variant.source))
             if _settled(seen):
                 break
     best, text = _choose(seen)
@@ -109,31 +115,39 @@ def _unchecked(found: Mrz) -> str:
     return lines[0] + lines[1][10:13] + lines[1][20]
 
 
-def _corroborated(found: Mrz, seen: list[tuple[Mrz, str]]) -> bool:
-    """A valid parse whose unchecked characters another reading (of any validity) read the same."""
-    if not found.valid:
+@dataclass(frozen=True)
+class _Seen:
+    mrz: Mrz
+    text: str
+    source: int
+
+
+def _corroborated(reading: _Seen, seen: list[_Seen]) -> bool:
+    """A valid parse whose unchecked characters a reading of another crop (of any validity) read the same."""
+    if not reading.mrz.valid:
         return False
-    same = [other for other, _ in seen if other.format == found.format and _unchecked(other) == _unchecked(found)]
-    return len(same) >= 2  # itself and another
+    key = (reading.mrz.format, _unchecked(reading.mrz))
+    return any(other.source != reading.source and (other.mrz.format, _unchecked(other.mrz)) == key for other in seen)
 
 
-def _settled(seen: list[tuple[Mrz, str]]) -> bool:
-    return any(_corroborated(found, seen) for found, _ in seen)
+def _settled(seen: list[_Seen]) -> bool:
+    return any(_corroborated(reading, seen) for reading in seen)
 
 
-def _choose(seen: list[tuple[Mrz, str]]) -> tuple[Mrz | None, str]:
+def _choose(seen: list[_Seen]) -> tuple[Mrz | None, str]:
     """The corroborated valid parse if any; else the best plausible one, which does not verify (a valid parse read
-    only once gets a failing check `corroborated`)."""
-    for found, text in seen:
-        if _corroborated(found, seen):
-            return found, text
-    candidates = [(found, text) for found, text in seen if found.valid or _plausible(found)]
+    from one crop only gets a failing check `corroborated`)."""
+    for reading in seen:
+        if _corroborated(reading, seen):
+            return reading.mrz, reading.text
+    candidates = [reading for reading in seen if reading.mrz.valid or _plausible(reading.mrz)]
     if not candidates:
         return None, ""
-    found, text = max(candidates, key=lambda item: _score(item[0]))
+    best = max(candidates, key=lambda reading: _score(reading.mrz))
+    found = best.mrz
     if found.valid:
         found = replace(found, checks={**found.checks, "corroborated": False})
-    return found, text
+    return found, best.text
 
 
 # --- decoding ---------------------------------------------------------------------------------------------------
@@ -509,6 +523,97 @@ def _agrees(found: Mrz, template: list[list[_Glyph]] | None) -> Mrz:
     return replace(found, checks={**found.checks, "fillers": seen == pattern})
 
 
+# --- characters that look alike ---------------------------------------------------------------------------------
+# OCR-B's 0 and O, D and O, 8 and B, ... differ only slightly, and tesseract sometimes picks the wrong one: in a
+# document number or optional data no field type decides, and in the names or country codes no check digit catches
+# it. The other glyphs of the same MRZ show how this document prints each character: a glyph that clearly resembles
+# the prints of a look-alike more than those of the character read takes the look-alike. Positions whose type is
+# fixed keep it (a date stays digits, a name letters).
+
+_SAME_GLYPH = 0.8  # similarity two prints of one character reach (0 and 0: 0.85-0.9; 0 and O: about 0.7)
+
+
+def _typed(lines: tuple[str, ...]) -> tuple[set[tuple[int, int]], set[tuple[int, int]]]:
+    """(positions that hold a letter or filler, positions that hold a digit or filler) of an MRZ of this shape."""
+    width = len(lines[0])
+
+    def cells(line: int, start: int, end: int) -> set[tuple[int, int]]:
+        return {(line, i) for i in range(start, end)}
+
+    if len(lines) == 3:
+        letters = cells(0, 0, 5) | cells(1, 7, 8) | cells(1, 15, 18) | cells(2, 0, 30)
+        digits = cells(0, 14, 15) | cells(1, 0, 7) | cells(1, 8, 15) | cells(1, 29, 30)
+        return letters, digits
+    letters = cells(0, 0, width) | cells(1, 10, 13) | cells(1, 20, 21)
+    digits = cells(1, 9, 10) | cells(1, 13, 20) | cells(1, 21, 28)
+    if lines[0][:1] != "V":  # visas have no check digits at the end
+        digits |= cells(1, 42, 44) if width == 44 else cells(1, 35, 36)
+    return letters, digits
+
+
+class _Print:
+    """One glyph's ink, normalised for comparison with others."""
+
+    def __init__(self, ink: np.ndarray) -> None:
+        image = Image.fromarray(np.where(ink, 255, 0).astype(np.uint8), "L")
+        self.shape = np.asarray(image.resize((20, 28), Image.Resampling.BILINEAR)) > 127
+        self.height, self.width = ink.shape
+
+    def likeness(self, other: _Print) -> float:
+        """Overlap of the normalised shapes, less the difference in size: ~0.85-0.9 for two prints of one
+        character, ~0.7 for 0 and O."""
+        overlap = float((self.shape & other.shape).sum()) / max(1, int((self.shape | other.shape).sum()))
+        return (
+            overlap
+            - abs(self.height - other.height) / max(self.height, other.height)
+            - abs(self.width - other.width) / max(self.width, other.width)
+        )
+
+
+def _resolve_lookalikes(found: Mrz, template: list[list[_Glyph]], dark: np.ndarray, today: date | None) -> Mrz:
+    """`found` with the glyphs of its letter-and-digit fields re-decided by the document's own prints, and a failing
+    check `lookalikes` if a letter of a name or country code looks more like the prints of another letter."""
+    lines = found.lines
+    if [len(line) for line in lines] != [len(line) for line in template]:
+        return found
+    letters, digits = _typed(lines)
+    prints: dict[tuple[int, int], _Print] = {}
+    for row, line in enumerate(template):
+        for col, glyph in enumerate(line):
+            if not glyph.filler and lines[row][col] != "<":
+                prints[row, col] = _Print(dark[glyph.top : glyph.bottom, glyph.left : glyph.right])
+    chars = [list(line) for line in lines]
+    doubts = 0
+    for position, ink in prints.items():
+        if position in digits:
+            continue  # mrz.clean made it a digit, and a check digit covers it
+        char = lines[position[0]][position[1]]
+        score: dict[str, float] = {}  # the best likeness to each character's other prints
+        for other_position, other in prints.items():
+            if other_position != position:
+                other_char = lines[other_position[0]][other_position[1]]
+                score[other_char] = max(score.get(other_char, -1.0), ink.likeness(other))
+        rivals = [c for c in score if c != char and (position not in letters or c.isalpha())]
+        if not rivals:
+            continue
+        rival = max(rivals, key=lambda c: score[c])
+        if score[rival] >= _SAME_GLYPH and score[rival] > score.get(char, -1.0) + 0.05:
+            if position in letters:
+                doubts += 1  # a name or country: nothing would catch a wrong guess, so the reading is not trusted
+            else:
+                chars[position[0]][position[1]] = rival  # a document number or optional data: check digits judge
+    fixed = ["".join(row) for row in chars]
+    result = found
+    if fixed != list(lines):
+        try:
+            result = mrz.parse(fixed, today=today)
+        except mrz.MrzError:
+            pass
+    if doubts:
+        result = replace(result, checks={**result.checks, "lookalikes": False})
+    return result
+
+
 # --- the variants to read ---------------------------------------------------------------------------------------
 
 
@@ -516,7 +621,12 @@ def _agrees(found: Mrz, template: list[list[_Glyph]] | None) -> Mrz:
 class _Variant:
     image: Image.Image
     config: str
+    source: int  # the prepared crop it comes from: readings that corroborate each other come from different ones
     template: list[list[_Glyph]] | None = None  # set on a masked image: its text needs the fillers put back
+    dark: np.ndarray | None = None  # the thresholded band the template's glyphs are in
+
+
+_serials = itertools.count()
 
 
 @dataclass
@@ -524,6 +634,7 @@ class _Prepared:
     dark: np.ndarray  # thresholded, dark = True, at TARGET_CHAR_HEIGHT
     grey: Image.Image  # the same, before thresholding
     template: list[list[_Glyph]] | None
+    serial: int = field(default_factory=lambda: next(_serials))
 
     def binary(self) -> Image.Image:
         image = Image.fromarray(np.where(self.dark, 0, 255).astype(np.uint8), "L")
@@ -550,15 +661,21 @@ def _prepare(crop: Image.Image, char_height: float) -> _Prepared | None:
     return _Prepared(dark, scaled, template)
 
 
-def _readings(prepared: _Prepared | None, *, grey: bool = False, plain: bool = True) -> Iterator[_Variant]:
+def _readings(prepared: _Prepared | None, *kinds: str) -> Iterator[_Variant]:
+    """Variants of one prepared crop: `masked` (letters and digits only, thresholded), `masked grey` (the same in
+    grey levels), `plain` (the thresholded crop, fillers and all; also instead of `masked` when no MRZ glyphs were
+    found)."""
     if prepared is None:
         return
-    if prepared.template is not None:
-        yield _Variant(_masked(prepared.dark, prepared.template), _LETTERS_CONFIG, prepared.template)
-        if grey:
-            yield _Variant(_masked(prepared.contrast(), prepared.template), _LETTERS_CONFIG, prepared.template)
-    if plain or prepared.template is None:
-        yield _Variant(prepared.binary(), _WHITELIST_CONFIG)
+    source = prepared.serial
+    template, dark = prepared.template, prepared.dark
+    for kind in kinds:
+        if template is not None and kind == "masked":
+            yield _Variant(_masked(dark, template), _LETTERS_CONFIG, source, template, dark)
+        elif template is not None and kind == "masked grey":
+            yield _Variant(_masked(prepared.contrast(), template), _LETTERS_CONFIG, source, template, dark)
+        elif kind == "plain" or (template is None and kind == "masked"):
+            yield _Variant(prepared.binary(), _WHITELIST_CONFIG, source)
 
 
 def _variants(grey: Image.Image, found: list[list[list[_Glyph]]]) -> Iterator[_Variant]:
@@ -583,22 +700,25 @@ def _variants(grey: Image.Image, found: list[list[list[_Glyph]]]) -> Iterator[_V
 
     guess = bands[0].char_height / analysis_ratio if bands else None
     if bands:
+        # the band at the measured size and at two others: two readings from different scales must agree
         region, height = band_crop(bands[0]), bands[0].char_height / analysis_ratio
-        yield from _readings(prepared(region, height), grey=True, plain=False)
-        for size in (26, 38):
-            yield from _readings(prepared(region, height * TARGET_CHAR_HEIGHT / size), plain=False)
+        measured = prepared(region, height)
+        yield from _readings(measured, "masked")
+        yield from _readings(prepared(region, height * TARGET_CHAR_HEIGHT / 26), "masked")
+        yield from _readings(measured, "masked grey")
+        yield from _readings(prepared(region, height * TARGET_CHAR_HEIGHT / 38), "masked", "masked grey")
     for band in bands[1:]:
-        yield from _readings(prepared(band_crop(band), band.char_height / analysis_ratio))
+        yield from _readings(prepared(band_crop(band), band.char_height / analysis_ratio), "masked")
     for share in (0.35, 0.25, 0.5):
         region = upright.crop((0, round(upright.height * (1 - share)), upright.width, upright.height))
-        # without a band the characters are guessed from the width: a TD3 MRZ is ~44 characters of ~0.8 em
+        # without a band the characters are guessed from the width: a TD3 MRZ is ~44 characters, a TD1 ~30
         for height in [guess] if guess else [region.width / 50, region.width / 36]:
-            yield from _readings(prepared(region, height))
+            yield from _readings(prepared(region, height), "masked", "plain")
     if bands:
         again = _prepare(band_crop(bands[0]), bands[0].char_height / analysis_ratio)
         if again is not None:
-            yield _Variant(again.binary(), _WHITELIST_CONFIG)
-            yield _Variant(again.binary(), _BASE_CONFIG)  # no whitelist: mrz.clean sorts letters from digits
+            yield from _readings(again, "plain")
+            yield _Variant(again.binary(), _BASE_CONFIG, again.serial)  # no whitelist: mrz.clean sorts letters, digits
 
 
 # --- tesseract --------------------------------------------------------------------------------------------------
