@@ -48,6 +48,10 @@ class Conflict(BankqError):
     status, code, title = 409, "conflict", "Conflict"
 
 
+class Gone(BankqError):
+    status, code, title = 410, "gone", "Gone"
+
+
 class ValidationFailed(BankqError):
     status, code, title = 422, "validation_error", "Validation failed"
 

@@ -24,6 +24,7 @@ ROUTES: dict[str, tuple[str, str]] = {
     "deposit": ("transfers.post", "transfers"),
     "withdrawal": ("transfers.post", "transfers"),
     "kyc": ("kyc.read", "kyc"),
+    "otp": ("notify.send", "notify"),  # born succeeded: the code is issued on accept, its message sends itself
 }
 # A running job is only re-driven once nobody has touched it for this long (OCR can take a while).
 RUNNING_LEASE_SECONDS = 600
