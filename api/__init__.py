@@ -66,9 +66,9 @@ def create_app(settings: Settings | None = None, bank: Bank | None = None) -> Fl
     init_jwt(app, bank)
     init_metrics(app, bank)
 
-    from api.routes import accounts, admin, auth, jobs, kyc, ops, transfers
+    from api.routes import accounts, admin, auth, jobs, kyc, notifications, ops, transfers
 
-    for blueprint in (auth.blp, accounts.blp, jobs.blp, transfers.blp, kyc.blp, admin.blp):
+    for blueprint in (auth.blp, accounts.blp, jobs.blp, transfers.blp, kyc.blp, notifications.blp, admin.blp):
         api.register_blueprint(blueprint)
     app.register_blueprint(ops.blp)
     register_error_handlers(app)

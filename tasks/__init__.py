@@ -2,6 +2,6 @@
 
 from celery import Celery
 
-celery = Celery("bankq", include=["tasks.transfers", "tasks.kyc", "tasks.maintenance"])
+celery = Celery("bankq", include=["tasks.transfers", "tasks.kyc", "tasks.maintenance", "tasks.notify"])
 celery.config_from_object("celeryconfig")
 app = celery

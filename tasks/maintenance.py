@@ -1,4 +1,4 @@
-"""Beat ticks on the `default` queue: relay the outbox, release due work, re-drive stuck jobs."""
+"""Beat ticks on the `default` queue: relay the outbox, release due work, re-drive stuck jobs and notifications."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import logging
 
 from celery.signals import worker_ready
 
-from core import idempotency, jobs, outbox
+from core import idempotency, jobs, notifications, outbox
 from core.transfers import release_due_scheduled
 from tasks import celery
 from tasks.publisher import send
@@ -33,6 +33,12 @@ def redrive_stuck_jobs() -> int:
     if redriven:
         log.warning("re-driving %d stuck job(s)", redriven)
     return redriven + outbox.relay(b.db, send, grace_seconds=0)
+
+
+@celery.task(name="maintenance.redrive_notifications")
+def redrive_notifications() -> int:
+    b = bank()
+    return notifications.redrive_stuck(b) + outbox.relay(b.db, send, grace_seconds=0)
 
 
 @celery.task(name="maintenance.purge_idempotency_keys")

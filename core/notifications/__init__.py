@@ -1,0 +1,31 @@
+"""Messages to customers (email, SMS, in-app): queued with the caller's change, sent once per message id."""
+
+from core.notifications.errors import DeliveryDeferred, DeliveryFailed, RetryLater
+from core.notifications.service import (
+    CHANNELS,
+    LEASE,
+    MAX_ATTEMPTS,
+    QUEUE,
+    TASK_NAME,
+    list_notifications,
+    queue_notification,
+    redrive_stuck,
+    send_notification,
+)
+from core.notifications.templates import TEMPLATES
+
+__all__ = [
+    "CHANNELS",
+    "LEASE",
+    "MAX_ATTEMPTS",
+    "QUEUE",
+    "TASK_NAME",
+    "TEMPLATES",
+    "DeliveryDeferred",
+    "DeliveryFailed",
+    "RetryLater",
+    "list_notifications",
+    "queue_notification",
+    "redrive_stuck",
+    "send_notification",
+]
