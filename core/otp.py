@@ -38,6 +38,7 @@ from core.db import Database
 from core.errors import BankqError, Gone, NotFound, RateLimited, ValidationFailed
 from core.idempotency import Accepted, accept, fingerprint
 from core.models import OneTimeCode, OutboxMessage, User, new_id
+from core.notifications import queue_notification
 from core.outbox import Outgoing, outgoing
 from core.settings import Settings
 
@@ -67,7 +68,7 @@ class CodeRejected(ValidationFailed):
     code, title = "invalid_code", "Invalid code"
 
 
-def _pepper(settings: Settings) -> bytes:
+def pepper(settings: Settings) -> bytes:
     if settings.otp_pepper:
         return settings.otp_pepper.encode()
     return hmac.new(settings.secret_key.encode(), _PEPPER_LABEL, hashlib.sha256).digest()
@@ -76,7 +77,7 @@ def _pepper(settings: Settings) -> bytes:
 def code_hash(settings: Settings, otp_id: str, code: str) -> str:
     """What is stored: HMAC-SHA256(pepper, "otp_id:code"). A database dump alone cannot test guesses."""
     message = f"{otp_id}:{code}".encode("utf-8", "surrogatepass")
-    return hmac.new(_pepper(settings), message, hashlib.sha256).hexdigest()
+    return hmac.new(pepper(settings), message, hashlib.sha256).hexdigest()
 
 
 def binding_digest(binding: str | None) -> str | None:
@@ -114,16 +115,10 @@ def issue_code(
 ) -> IssuedCode:
     """Issue a code and queue its message, in the caller's transaction. A new code supersedes the user's active
     code for the same purpose and subject. At most MAX_CODES_PER_WINDOW codes per user per WINDOW."""
-    from core.notifications import queue_notification
-
     if purpose not in PURPOSES:
         raise ValidationFailed("Unknown purpose.", errors={"purpose": [f"Must be one of {', '.join(PURPOSES)}."]})
     if channel not in CHANNELS:
         raise ValidationFailed("Unknown channel.", errors={"channel": [f"Must be one of {', '.join(CHANNELS)}."]})
-    if channel == "sms" and not user.phone:
-        raise ValidationFailed(
-            "There is no phone number on file.", code="phone_required", errors={"channel": ["No phone number."]}
-        )
     now = utcnow()
     _serialise_per_user(session, user.id)
     recent = list(
