@@ -43,7 +43,7 @@ def raw_body() -> Any:
 
 def job_response(accepted: Accepted) -> tuple[dict[str, Any], int, dict[str, str]]:
     if not accepted.replayed:
-        publish_soon(bank().db, accepted.outbox_ids)
+        publish_soon(bank().db, accepted.messages)
     headers = {"Location": accepted.body["links"]["self"], "Retry-After": "1"}
     if accepted.replayed:
         headers["Idempotent-Replayed"] = "true"

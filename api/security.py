@@ -21,7 +21,7 @@ from api.errors import problem
 from core.bank import Bank
 from core.errors import Forbidden
 from core.models import User
-from core.users import STAFF, get_user, is_staff
+from core.users import STAFF, is_staff
 
 jwt = JWTManager()
 
@@ -98,7 +98,8 @@ def init_jwt(app: Flask, b: Bank) -> None:
 
     @jwt.user_lookup_loader
     def _load_user(_header: dict[str, Any], payload: dict[str, Any]) -> User | None:
-        user = get_user(b.db, payload["sub"])
+        # One autocommit statement: every authenticated request pays for this look-up.
+        user = b.db.get(User, payload["sub"])
         if user is None or user.status != "active" or payload.get("tv") != user.token_version:
             return None
         return user

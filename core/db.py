@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any, TypeVar
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
@@ -11,6 +12,8 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.errors import DependencyUnavailable
+
+T = TypeVar("T")
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
@@ -32,11 +35,16 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
+    # No pre-ping: it costs a round trip per checkout. A connection that a restarted server dropped fails its
+    # next statement with OperationalError (503 at the API, TransientError/retry in a worker, nothing written),
+    # and SQLAlchemy then invalidates every pooled connection older than the failure, so each process sees at
+    # most one such failure per restart. Recycling bounds how long an idle connection is trusted.
     return create_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        pool_pre_ping=False,
+        pool_recycle=1800,
         pool_timeout=10,
         connect_args={"connect_timeout": 5},
     )
@@ -49,6 +57,10 @@ class Database:
         self.url = url
         self.engine = make_engine(url, pool_size=pool_size)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Autocommit: a single statement needs no BEGIN and COMMIT round trips around it (PostgreSQL only;
+        # SQLite serialises writers with BEGIN IMMEDIATE, and its round trips cost nothing).
+        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT") if self.is_postgres else None
+        self._single = sessionmaker(self._autocommit or self.engine, expire_on_commit=False)
 
     @property
     def is_postgres(self) -> bool:
@@ -66,6 +78,29 @@ class Database:
             raise
         finally:
             session.close()
+
+    @contextmanager
+    def single(self) -> Iterator[Session]:
+        """For exactly one statement (a look-up by key, a DELETE by ids): it runs in autocommit on PostgreSQL,
+        so it sees committed data and its effect is durable when it returns, without a transaction around it."""
+        if self._autocommit is None:
+            with self.transaction() as s:
+                yield s
+            return
+        session = self._single()
+        try:
+            yield session
+        except OperationalError as exc:
+            if _is_outage(exc):
+                raise DependencyUnavailable("The database is unavailable.", code="database_unavailable") from exc
+            raise
+        finally:
+            session.close()
+
+    def get(self, model: type[T], key: Any) -> T | None:
+        """One row by primary key, in one statement, detached with its attributes loaded."""
+        with self.single() as s:
+            return s.get(model, key)
 
     def ping(self) -> None:
         with self.engine.connect() as conn:

@@ -17,6 +17,7 @@ from core.clock import as_utc, utcnow
 from core.db import Database
 from core.errors import BadRequest, Conflict, ValidationFailed
 from core.models import IdempotencyKey, OutboxMessage
+from core.outbox import Outgoing, outgoing
 
 
 @dataclass
@@ -24,7 +25,11 @@ class Accepted:
     status: int
     body: dict[str, Any]
     replayed: bool
-    outbox_ids: list[int] = field(default_factory=list)
+    messages: list[Outgoing] = field(default_factory=list)  # to publish after commit
+
+    @property
+    def outbox_ids(self) -> list[int]:
+        return [m.id for m in self.messages]
 
 
 def check_key(key: str | None) -> str:
@@ -106,9 +111,14 @@ def _accept_once(
                 expires_at=now + timedelta(seconds=ttl),
             )
         )
+        # The outbox rows `create` wrote are still in the session: held here, they get their ids from the flush
+        # and need not be read back. (The identity map holds flushed objects only weakly.)
+        written = [o for o in (*s.new, *s.identity_map.values()) if isinstance(o, OutboxMessage)]
         s.flush()
-        outbox_ids = list(s.scalars(select(OutboxMessage.id).where(OutboxMessage.job_id == job_id))) if job_id else []
-        return Accepted(status, body, replayed=False, outbox_ids=outbox_ids)
+        messages = [outgoing(o) for o in written if o.job_id == job_id] if job_id else []
+        if job_id and not messages:  # none in the session (e.g. a scheduled job has none): ask the database
+            messages = [outgoing(o) for o in s.scalars(select(OutboxMessage).where(OutboxMessage.job_id == job_id))]
+        return Accepted(status, body, replayed=False, messages=messages)
 
 
 def purge_expired(db: Database) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import delete, select
@@ -22,14 +23,34 @@ class PublishFailed(Exception):
     """The broker refused a message; it stays in the outbox for the relay."""
 
 
-def publish(db: Database, send: Send, ids: Iterable[int]) -> int:
-    """Publish these messages now (right after the accepting commit). Failures stay for the relay."""
-    ids = list(ids)
-    if not ids:
+@dataclass(frozen=True)
+class Outgoing:
+    """What publishing one outbox row needs, known to the transaction that wrote it."""
+
+    id: int
+    task_name: str
+    queue: str
+    job_id: str
+
+
+def outgoing(message: OutboxMessage) -> Outgoing:
+    return Outgoing(message.id, message.task_name, message.queue, message.job_id)
+
+
+def publish(db: Database, send: Send, messages: Iterable[Outgoing | int]) -> int:
+    """Publish these messages now (right after the accepting commit). Failures stay for the relay.
+
+    Give the Outgoing records the accepting transaction returned; bare outbox ids are read back first."""
+    ready: list[Outgoing] = []
+    ids: list[int] = []
+    for m in messages:
+        (ready if isinstance(m, Outgoing) else ids).append(m)  # type: ignore[arg-type]
+    if ids:
+        with db.single() as s:
+            ready += [outgoing(m) for m in s.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(ids)))]
+    if not ready:
         return 0
-    with db.transaction() as s:
-        messages = list(s.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(ids))))
-    sent, failed = _send_all(db, send, messages)
+    sent, failed = _send_all(db, send, ready)
     if failed:
         raise PublishFailed(f"{failed} message(s) left for the relay")
     return sent
@@ -51,10 +72,10 @@ def relay(db: Database, send: Send, *, grace_seconds: float = 2.0, limit: int = 
         for m in messages:
             # Claim for a while so a concurrent relay does not send the same rows again.
             m.available_at = now + timedelta(seconds=30)
-    return _send_all(db, send, messages)[0]
+    return _send_all(db, send, [outgoing(m) for m in messages])[0]
 
 
-def _send_all(db: Database, send: Send, messages: list[OutboxMessage]) -> tuple[int, int]:
+def _send_all(db: Database, send: Send, messages: list[Outgoing]) -> tuple[int, int]:
     sent: list[int] = []
     failed: dict[int, str] = {}
     for m in messages:
@@ -65,9 +86,12 @@ def _send_all(db: Database, send: Send, messages: list[OutboxMessage]) -> tuple[
             failed[m.id] = f"{type(exc).__name__}: {exc}"
             log.warning("outbox: could not publish job %s: %s", m.job_id, failed[m.id])
             break
-    with db.transaction() as s:
-        if sent:
+    if sent:  # one statement for everything sent, however many requests it came from
+        with db.single() as s:
             s.execute(delete(OutboxMessage).where(OutboxMessage.id.in_(sent)))
+    if not failed:
+        return len(sent), 0
+    with db.transaction() as s:
         for mid, error in failed.items():
             row = s.get(OutboxMessage, mid)
             if row is not None:

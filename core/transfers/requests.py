@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from core import audit, jobs
@@ -62,7 +62,18 @@ def transfer_view(t: Transfer) -> dict[str, Any]:
     }
 
 
-def _destination(s: Session, cmd: TransferRequest) -> Account:
+def _load_accounts(s: Session, cmd: TransferRequest) -> dict[str, Account]:
+    """Both accounts of a transfer in one SELECT; by number too. Look-ups by id then hit the session."""
+    ids = [a for a in (cmd.source_account_id, cmd.destination_account_id) if isinstance(a, str) and len(a) <= 36]
+    condition: ColumnElement[bool] = Account.id.in_(ids)
+    if cmd.destination_account_number and not cmd.destination_account_id:
+        condition = condition | (Account.number == cmd.destination_account_number)
+    if not ids and not (cmd.destination_account_number and not cmd.destination_account_id):
+        return {}
+    return {a.number: a for a in s.scalars(select(Account).where(condition))}
+
+
+def _destination(s: Session, cmd: TransferRequest, by_number: dict[str, Account] | None = None) -> Account:
     if cmd.destination_account_id and cmd.destination_account_number:
         raise ValidationFailed(
             "Give the destination by id or by number, not both.",
@@ -71,7 +82,10 @@ def _destination(s: Session, cmd: TransferRequest) -> Account:
     if cmd.destination_account_id:
         account = s.get(Account, cmd.destination_account_id) if len(cmd.destination_account_id) <= 36 else None
     elif cmd.destination_account_number:
-        account = s.scalar(select(Account).where(Account.number == cmd.destination_account_number))
+        if by_number is not None:
+            account = by_number.get(cmd.destination_account_number)
+        else:
+            account = s.scalar(select(Account).where(Account.number == cmd.destination_account_number))
     else:
         raise ValidationFailed(
             "A destination account is required.",
@@ -89,8 +103,9 @@ def _check_usable(account: Account, side: str) -> None:
         raise ValidationFailed(f"The {side} account is {account.status}.", code=f"account_{account.status}")
 
 
-def _check_sender(bank: Bank, s: Session, source: Account) -> None:
-    owner = s.get(User, source.owner_id) if source.owner_id else None
+def _check_sender(bank: Bank, s: Session, source: Account, caller: User) -> None:
+    # The caller was loaded for this request (and found active) a moment ago: no need to read it again.
+    owner = caller if source.owner_id == caller.id else s.get(User, source.owner_id) if source.owner_id else None
     if owner is None or owner.status != "active":
         raise Forbidden("The account holder may not move money.", code="customer_not_active")
     if bank.settings.require_kyc and owner.kyc_status != "verified":
@@ -101,8 +116,9 @@ def request_transfer(
     bank: Bank, user: User, cmd: TransferRequest, *, idempotency_key: str | None, body: dict[str, Any]
 ) -> Accepted:
     def create(s: Session) -> tuple[int, dict[str, Any], str | None]:
+        by_number = _load_accounts(s, cmd)
         source = visible_account(s, user, cmd.source_account_id)
-        destination = _destination(s, cmd)
+        destination = _destination(s, cmd, by_number)
         check_currency(cmd.currency)
         amount = parse_amount(cmd.amount, cmd.currency)
         if source.id == destination.id:
@@ -111,7 +127,7 @@ def request_transfer(
             raise ValidationFailed("The currency must match both accounts.", code="currency_mismatch")
         _check_usable(source, "source")
         _check_usable(destination, "destination")
-        _check_sender(bank, s, source)
+        _check_sender(bank, s, source, user)
         now = utcnow()
         execute_at = as_utc(cmd.execute_at) if cmd.execute_at else None
         if execute_at and execute_at > now + MAX_SCHEDULE_AHEAD:
@@ -193,9 +209,9 @@ def _accepted(
         job_id=new_id(),
         available_at=available_at,
     )
+    job.attempts = 0  # the column's default, which the view below needs before the (single) flush at commit
     transfer.job_id = job.id
     s.add(transfer)
-    s.flush()
     if available_at is None:
         jobs.enqueue(s, job)
     audit.record(
