@@ -8,14 +8,17 @@ If the database rejects the batch, each job is retried alone so one bad posting 
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import case, select
+from sqlalchemy import Table, bindparam, insert, select, text, update
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from core import jobs
-from core.clock import utcnow
+from core.clock import as_utc, utcnow
 from core.db import Database
 from core.errors import TransientError
 from core.models import Account, Entry, Job, Transfer
@@ -24,6 +27,11 @@ log = logging.getLogger(__name__)
 POSTING_TASK = "transfers.post"
 MAX_BALANCE = 2**63 - 1  # PostgreSQL BIGINT
 REJECTED = (IntegrityError, DataError)
+# How long a delivery waits for another worker's batch that holds its job before asking to be retried.
+HOLDER_WAIT = "2s"
+LOCK_NOT_AVAILABLE = "55P03"
+# Core tables: the batch writes go around the ORM unit of work (no per-row UPDATE, no RETURNING).
+ACCOUNTS, ENTRIES, JOBS, TRANSFERS = (cast(Table, m.__table__) for m in (Account, Entry, Job, Transfer))
 
 
 @dataclass
@@ -33,10 +41,43 @@ class PostingReport:
     own_job_busy: bool = False
 
 
+@dataclass
+class _Claimed:
+    """A claimed job and its transfer (None if it has none), read in the claiming statement."""
+
+    job_id: str
+    transfer_id: str | None
+    status: str | None
+    source: str
+    destination: str
+    amount: int
+    currency: str
+    description: str | None
+
+
+@dataclass
+class _Balance:
+    status: str
+    kind: str
+    balance: int
+
+
 def post_transfer_jobs(db: Database, job_id: str, *, batch_size: int = 100) -> PostingReport:
     """Post job_id (and other due transfer jobs, up to batch_size). Safe under any number of duplicate calls."""
     try:
-        return _post_batch(db, job_id, batch_size)
+        if not _maybe_due(db, job_id):
+            return PostingReport()  # posted, failed or cancelled already (a duplicate delivery), or not yet due
+        report = _post_batch(db, job_id, batch_size)
+        if report.own_job_busy:
+            status = _wait_for_holder(db, job_id)
+            if status == "queued":  # the batch that held it ended without finishing it: post it now
+                again = _post_batch(db, job_id, batch_size)
+                report.posted += again.posted
+                report.failed += again.failed
+                report.own_job_busy = again.own_job_busy
+            elif status is not None:
+                report.own_job_busy = False  # the holder finished it
+        return report
     except REJECTED:
         log.exception("posting: batch around job %s rejected by the database; posting one by one", job_id)
     except OperationalError as exc:
@@ -44,25 +85,66 @@ def post_transfer_jobs(db: Database, job_id: str, *, batch_size: int = 100) -> P
     return _post_batch(db, job_id, 1, only_own=True)
 
 
-def _claim(s: Session, job_id: str, batch_size: int, only_own: bool) -> list[Job]:
-    now = utcnow()
-    query = select(Job).where(Job.task_name == POSTING_TASK, Job.status == "queued", Job.available_at <= now)
-    if only_own:
-        query = query.where(Job.id == job_id)
-    query = query.order_by(case((Job.id == job_id, 0), else_=1), Job.created_at).limit(batch_size)
-    return list(s.scalars(query.with_for_update(skip_locked=True)))
+def _maybe_due(db: Database, job_id: str) -> bool:
+    """One indexed look-up without locks: a terminal job stays terminal, so only a queued one is worth a claim."""
+    with db.single() as s:
+        row = s.execute(select(Job.status, Job.available_at).where(Job.id == job_id)).first()
+    return row is not None and row.status == "queued" and as_utc(row.available_at) <= utcnow()
+
+
+def _wait_for_holder(db: Database, job_id: str) -> str | None:
+    """Our job is in another worker's open batch. Wait (briefly) for that transaction to end rather than ask the
+    broker for a retry, and return the job's status then; None if the wait timed out (the caller reports
+    own_job_busy and the task retries as before). Waiting holds no other lock, so it cannot deadlock."""
+    if not db.is_postgres:
+        return None  # SQLite serialises writers: no batch is ever open beside ours
+    try:
+        with db.transaction() as s:
+            s.execute(text(f"SET LOCAL lock_timeout = '{HOLDER_WAIT}'"))
+            return s.scalar(select(Job.status).where(Job.id == job_id).with_for_update())
+    except OperationalError as exc:
+        if getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+            return None
+        raise
+
+
+def _claim(s: Session, job_id: str, batch_size: int, only_own: bool, now: datetime) -> list[_Claimed]:
+    """Lock our own job by primary key, then up to batch_size-1 other due ones (oldest first, served by the
+    (status, available_at) index), each with its transfer. SKIP LOCKED: workers never wait on each other."""
+    query = (
+        select(
+            Job.id,
+            Transfer.id,
+            Transfer.status,
+            Transfer.source_account_id,
+            Transfer.destination_account_id,
+            Transfer.amount,
+            Transfer.currency,
+            Transfer.description,
+        )
+        .select_from(Job)
+        .outerjoin(Transfer, Transfer.job_id == Job.id)
+        .where(Job.task_name == POSTING_TASK, Job.status == "queued", Job.available_at <= now)
+    )
+    rows = list(s.execute(query.where(Job.id == job_id).with_for_update(skip_locked=True, of=Job)))
+    if not only_own and batch_size > len(rows):
+        # Even when another batch holds our job, post what else is due meanwhile (the caller then waits for it).
+        others = query.where(Job.id != job_id).order_by(Job.available_at).limit(batch_size - len(rows))
+        rows += s.execute(others.with_for_update(skip_locked=True, of=Job))
+    return [_Claimed(*row) for row in rows]
 
 
 def _post_batch(db: Database, job_id: str, batch_size: int, *, only_own: bool = False) -> PostingReport:
     report = PostingReport()
     try:
         with db.transaction() as s:
-            claimed = _claim(s, job_id, batch_size, only_own)
-            if not any(j.id == job_id for j in claimed):
+            now = utcnow()
+            claimed = _claim(s, job_id, batch_size, only_own, now)
+            if not claimed or claimed[0].job_id != job_id:
                 status = s.scalar(select(Job.status).where(Job.id == job_id))
                 report.own_job_busy = status == "queued"
             if claimed:
-                _apply(s, claimed, report)
+                _apply(s, claimed, report, now, postgres=db.is_postgres)
     except REJECTED:
         if only_own:
             _fail_alone(db, job_id)
@@ -76,61 +158,148 @@ def _post_batch(db: Database, job_id: str, batch_size: int, *, only_own: bool = 
     return report
 
 
-def _apply(s: Session, claimed: list[Job], report: PostingReport) -> None:
-    now = utcnow()
-    transfers = {t.job_id: t for t in s.scalars(select(Transfer).where(Transfer.job_id.in_([j.id for j in claimed])))}
-    account_ids = sorted({a for t in transfers.values() for a in (t.source_account_id, t.destination_account_id)})
+def _apply(s: Session, claimed: list[_Claimed], report: PostingReport, now: datetime, *, postgres: bool) -> None:
+    """Decide every claimed job in memory against the locked balances, then write the batch with a handful of
+    set-based statements, whatever its size."""
+    account_ids = sorted({a for c in claimed if c.transfer_id for a in (c.source, c.destination)})
     # FOR NO KEY UPDATE: balance is not a key, so foreign-key checks of concurrent accepts are not blocked.
-    locked = select(Account).where(Account.id.in_(account_ids)).order_by(Account.id).with_for_update(key_share=True)
-    accounts = {a.id: a for a in s.scalars(locked)}
-    for job in claimed:
-        job.attempts += 1
-        transfer = transfers.get(job.id)
-        if transfer is None or transfer.status != "pending":
-            jobs.finish(
-                job,
-                "failed",
+    locked = (
+        select(Account.id, Account.status, Account.kind, Account.balance)
+        .where(Account.id.in_(account_ids))
+        .order_by(Account.id)
+        .with_for_update(key_share=True)
+    )
+    accounts = {a.id: _Balance(a.status, a.kind, a.balance) for a in s.execute(locked)} if account_ids else {}
+    entries: list[dict[str, Any]] = []
+    posted: list[tuple[str, str]] = []  # (job id, transfer id)
+    refused: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)  # (code, message) -> jobs
+    invalid: list[str] = []
+    for c in claimed:
+        if c.transfer_id is None or c.status != "pending":
+            invalid.append(c.job_id)
+            report.failed.append(c.job_id)
+            continue
+        source, destination = accounts[c.source], accounts[c.destination]
+        failure = _refusal(c, source, destination)
+        if failure:
+            refused[failure].append((c.job_id, c.transfer_id))
+            report.failed.append(c.job_id)
+            continue
+        source.balance -= c.amount
+        destination.balance += c.amount
+        for account_id, account, amount in ((c.source, source, -c.amount), (c.destination, destination, c.amount)):
+            entries.append(
+                {
+                    "transfer_id": c.transfer_id,
+                    "account_id": account_id,
+                    "currency": c.currency,
+                    "amount": amount,
+                    "balance_after": account.balance,
+                    "description": c.description,
+                    "posted_at": now,
+                }
+            )
+        posted.append((c.job_id, c.transfer_id))
+        report.posted.append(c.job_id)
+    if entries:
+        s.execute(insert(ENTRIES), entries)  # one multi-row INSERT, nothing returned
+    if accounts:
+        _set_balances(s, accounts, now, postgres)
+    if posted:
+        s.execute(
+            update(TRANSFERS).where(TRANSFERS.c.id.in_([t for _, t in posted])).values(status="posted", posted_at=now)
+        )
+        _finish(s, posted, "succeeded", None, None, "posted", now, postgres)
+    for (code, message), rows in refused.items():
+        s.execute(
+            update(TRANSFERS).where(TRANSFERS.c.id.in_([t for _, t in rows])).values(status="failed", failure_code=code)
+        )
+        _finish(s, rows, "failed", code, message, "failed", now, postgres)
+    if invalid:
+        s.execute(
+            update(JOBS)
+            .where(JOBS.c.id.in_(invalid))
+            .values(
+                status="failed",
+                attempts=JOBS.c.attempts + 1,
+                result=None,
                 error_code="invalid_state",
                 error_message="The transfer was not pending when its job ran.",
+                updated_at=now,
+                finished_at=now,
             )
-            report.failed.append(job.id)
-            continue
-        source, destination = accounts[transfer.source_account_id], accounts[transfer.destination_account_id]
-        failure = _refusal(transfer, source, destination)
-        if failure:
-            code, message = failure
-            transfer.status, transfer.failure_code = "failed", code
-            jobs.finish(
-                job,
-                "failed",
-                error_code=code,
-                error_message=message,
-                result={"transfer_id": transfer.id, "status": "failed"},
-            )
-            report.failed.append(job.id)
-            continue
-        source.balance -= transfer.amount
-        destination.balance += transfer.amount
-        for account, amount in ((source, -transfer.amount), (destination, transfer.amount)):
-            s.add(
-                Entry(
-                    transfer_id=transfer.id,
-                    account_id=account.id,
-                    currency=transfer.currency,
-                    amount=amount,
-                    balance_after=account.balance,
-                    description=transfer.description,
-                    posted_at=now,
-                )
-            )
-        transfer.status, transfer.posted_at = "posted", now
-        jobs.finish(job, "succeeded", result={"transfer_id": transfer.id, "status": "posted"})
-        report.posted.append(job.id)
-    for account in accounts.values():
-        account.updated_at = now
+        )
 
 
-def _refusal(t: Transfer, source: Account, destination: Account) -> tuple[str, str] | None:
+_SET_BALANCES = text(
+    "UPDATE accounts SET balance = v.balance, updated_at = :now "
+    "FROM (SELECT unnest(CAST(:ids AS VARCHAR[])) AS id, unnest(CAST(:balances AS BIGINT[])) AS balance) AS v "
+    "WHERE accounts.id = v.id"
+)
+_FINISH_JOBS = text(
+    "UPDATE jobs SET status = :status, attempts = jobs.attempts + 1, error_code = :code, error_message = :message, "
+    "updated_at = :now, finished_at = :now, "
+    "result = jsonb_build_object('transfer_id', v.transfer_id, 'status', CAST(:transfer_status AS TEXT)) "
+    "FROM (SELECT unnest(CAST(:job_ids AS VARCHAR[])) AS id, unnest(CAST(:transfer_ids AS VARCHAR[])) AS transfer_id) "
+    "AS v WHERE jobs.id = v.id"
+)
+
+
+def _set_balances(s: Session, accounts: dict[str, _Balance], now: datetime, postgres: bool) -> None:
+    if postgres:
+        ids = list(accounts)
+        s.execute(_SET_BALANCES, {"ids": ids, "balances": [accounts[a].balance for a in ids], "now": now})
+        return
+    s.execute(  # SQLite (embedded default): one prepared UPDATE by primary key, executed for every row
+        update(ACCOUNTS).where(ACCOUNTS.c.id == bindparam("_id")).values(balance=bindparam("_balance"), updated_at=now),
+        [{"_id": a, "_balance": b.balance} for a, b in accounts.items()],
+    )
+
+
+def _finish(
+    s: Session,
+    rows: list[tuple[str, str]],
+    status: str,
+    code: str | None,
+    message: str | None,
+    transfer_status: str,
+    now: datetime,
+    postgres: bool,
+) -> None:
+    """The jobs' terminal status, with each job's result {transfer_id, status} as jobs.finish would write it."""
+    if postgres:
+        s.execute(
+            _FINISH_JOBS,
+            {
+                "status": status,
+                "code": code,
+                "message": message,
+                "now": now,
+                "transfer_status": transfer_status,
+                "job_ids": [j for j, _ in rows],
+                "transfer_ids": [t for _, t in rows],
+            },
+        )
+        return
+    s.execute(
+        update(JOBS)
+        .where(JOBS.c.id == bindparam("_id"))
+        .values(
+            status=status,
+            attempts=JOBS.c.attempts + 1,
+            error_code=code,
+            error_message=message,
+            updated_at=now,
+            finished_at=now,
+            result=bindparam("_result", type_=JOBS.c.result.type),
+        ),
+        [{"_id": j, "_result": {"transfer_id": t, "status": transfer_status}} for j, t in rows],
+    )
+
+
+def _refusal(
+    t: _Claimed | Transfer, source: _Balance | Account, destination: _Balance | Account
+) -> tuple[str, str] | None:
     for side, account in (("source", source), ("destination", destination)):
         if account.status == "frozen":
             return "account_frozen", f"The {side} account is frozen."
