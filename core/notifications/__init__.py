@@ -1,13 +1,13 @@
 """Messages to customers (email, SMS, in-app): queued with the caller's change, sent once per message id."""
 
 from core.notifications.errors import DeliveryDeferred, DeliveryFailed, RetryLater
+from core.notifications.history import list_notifications
 from core.notifications.service import (
     CHANNELS,
     LEASE,
     MAX_ATTEMPTS,
     QUEUE,
     TASK_NAME,
-    list_notifications,
     queue_notification,
     redrive_stuck,
     send_notification,

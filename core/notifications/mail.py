@@ -25,7 +25,9 @@ class Mailer(Protocol):
     def send(self, message: EmailMessage, recipient: str) -> None: ...
 
 
-def build_message(settings: Settings, *, rendered: Rendered, recipient: str, message_id: str) -> EmailMessage:
+def build_message(
+    settings: Settings, *, rendered: Rendered, recipient: str, message_id: str, template: str
+) -> EmailMessage:
     message = EmailMessage()
     message["Message-ID"] = message_id
     message["From"] = settings.smtp_from
@@ -33,6 +35,7 @@ def build_message(settings: Settings, *, rendered: Rendered, recipient: str, mes
     message["Subject"] = rendered.subject
     message["Date"] = format_datetime(utcnow())
     message["Auto-Submitted"] = "auto-generated"
+    message["X-Bankq-Template"] = template
     message.set_content(rendered.text)
     if rendered.html is not None:
         message.add_alternative(rendered.html, subtype="html")
@@ -71,6 +74,8 @@ class SmtpMailer:
             if s.smtp_username:
                 smtp.login(s.smtp_username, s.smtp_password or "")
             smtp.send_message(message, from_addr=envelope_from, to_addrs=[recipient])
+        except smtplib.SMTPAuthenticationError as exc:  # our credentials, not the message: fixable, so retried
+            raise DeliveryDeferred(f"SMTP {exc.smtp_code} (authentication failed)") from None
         except smtplib.SMTPRecipientsRefused as exc:
             code, reply = next(iter(exc.recipients.values()), (550, b""))
             raise _by_code(code, reply, "recipient refused") from None
@@ -106,7 +111,8 @@ class FileMailer:
     def send(self, message: EmailMessage, recipient: str) -> None:
         path = self.folder / f"{safe_name(str(message['Message-ID']))}.eml"
         write_atomically(path, bytes(message))
-        log.info("mail: wrote %s to %s for %s", message["Message-ID"], path, recipient)
+        template, message_id = message["X-Bankq-Template"], message["Message-ID"]
+        log.info("mail to %s (%s) %s written to %s", recipient, template, message_id, path)
 
 
 def mailer_for(settings: Settings) -> Mailer:

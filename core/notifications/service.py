@@ -28,14 +28,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.bank import Bank
-from core.clock import as_utc, isoformat, utcnow
+from core.clock import as_utc, utcnow
 from core.errors import ValidationFailed
 from core.models import Notification, OutboxMessage, User, new_id
 from core.notifications.errors import DeliveryDeferred, DeliveryFailed, RetryLater
 from core.notifications.mail import build_message, mailer_for
 from core.notifications.sms import sms_provider_for
 from core.notifications.templates import render_email, render_sms, template_for
-from core.pagination import check_limit, decode_cursor, encode_cursor
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -57,6 +56,7 @@ class Claim:
     recipient: str
     message_id: str
     context: dict[str, Any]
+    created_at: datetime
 
 
 def backoff_seconds(attempt: int) -> int:
@@ -119,6 +119,8 @@ def send_notification(bank: Bank, notification_id: str) -> str | None:
     taken = claim(bank, notification_id)
     if taken is None:
         return None
+    if _code_expired(taken.context, taken.created_at, utcnow()):
+        return record_failed(bank, taken, "The code expired before it could be sent.")
     try:
         deliver(bank.settings, taken)
     except DeliveryFailed as exc:
@@ -141,13 +143,10 @@ def claim(bank: Bank, notification_id: str) -> Claim | None:
             return None
         if n.status == "sending" and as_utc(n.next_attempt_at) > now:
             return None  # another worker holds it
-        context = dict(n.context or {})
-        if _code_expired(context, n.created_at, now):
-            _finish(n, "failed", now, "The code expired before it could be sent.")
-            log.warning("notification %s (%s) expired before it could be sent", n.message_id, n.template)
-            return None
         n.status, n.attempts, n.next_attempt_at, n.updated_at = "sending", n.attempts + 1, now + LEASE, now
-        return Claim(n.id, n.attempts, n.channel, n.template, n.recipient, n.message_id, context)
+        return Claim(
+            n.id, n.attempts, n.channel, n.template, n.recipient, n.message_id, dict(n.context or {}), n.created_at
+        )
 
 
 def deliver(settings: Settings, taken: Claim) -> None:
@@ -155,7 +154,10 @@ def deliver(settings: Settings, taken: Claim) -> None:
     try:
         if taken.channel == "email":
             rendered = render_email(taken.template, taken.context)
-            message = build_message(settings, rendered=rendered, recipient=taken.recipient, message_id=taken.message_id)
+            message = build_message(
+                settings, rendered=rendered, recipient=taken.recipient, message_id=taken.message_id,
+                template=taken.template,
+            )
             mailer_for(settings).send(message, taken.recipient)
         elif taken.channel == "sms":
             rendered = render_sms(taken.template, taken.context)
@@ -175,7 +177,7 @@ def record_sent(bank: Bank, taken: Claim) -> str | None:
         if n.status != "sent":
             _finish(n, "sent", now, None)
             n.sent_at = now
-    log.info("notification %s (%s, %s) sent", taken.message_id, taken.channel, taken.template)
+    log.debug("notification %s (%s, %s) sent", taken.message_id, taken.channel, taken.template)
     return "sent"
 
 
@@ -260,37 +262,3 @@ def redrive_stuck(bank: Bank, *, limit: int = 500) -> int:
     if stuck:
         log.warning("re-driving %d notification(s)", len(stuck))
     return len(stuck)
-
-
-def notification_view(n: Notification) -> dict[str, Any]:
-    return {
-        "id": n.id,
-        "channel": n.channel,
-        "template": n.template,
-        "subject": n.subject,
-        "status": "queued" if n.status == "sending" else n.status,
-        "created_at": isoformat(n.created_at),
-        "sent_at": isoformat(n.sent_at),
-    }
-
-
-def list_notifications(bank: Bank, user: User, *, limit: int | None, cursor: str | None) -> dict[str, Any]:
-    """What was sent to this user, newest first."""
-    limit = check_limit(limit)
-    after = decode_cursor(cursor, 2)
-    query = select(Notification).where(Notification.user_id == user.id)
-    with bank.db.transaction() as s:
-        if after:
-            anchor = s.get(Notification, str(after[1])[:36])
-            if anchor is not None and anchor.user_id == user.id:
-                query = query.where(
-                    (Notification.created_at < anchor.created_at)
-                    | ((Notification.created_at == anchor.created_at) & (Notification.id < anchor.id))
-                )
-        rows = list(s.scalars(query.order_by(Notification.created_at.desc(), Notification.id.desc()).limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return {
-        "items": [notification_view(n) for n in rows],
-        "next_cursor": encode_cursor(isoformat(rows[-1].created_at), rows[-1].id) if more else None,
-    }

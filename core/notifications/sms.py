@@ -57,7 +57,7 @@ class FileSmsProvider:
     def send(self, *, to: str, text: str, message_id: str) -> None:
         path = self.folder / f"{safe_name(message_id)}.txt"
         write_atomically(path, f"To: {to}\nId: {message_id}\n\n{text}\n".encode())
-        log.info("sms: wrote %s to %s for %s", message_id, path, to)
+        log.info("sms to %s %s written to %s", to, message_id, path)
 
 
 def sms_provider_for(settings: Settings) -> SmsProvider:
