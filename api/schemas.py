@@ -233,3 +233,7 @@ class LedgerCheckOut(Schema):
     ok = fields.Boolean()
     accounts_checked = fields.Integer()
     mismatches = fields.List(fields.Dict())
+
+
+class ConfirmIn(Strict):
+    code = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{6}$", error="Six digits."))

@@ -17,5 +17,6 @@ def beat_schedule_for(settings: Settings) -> dict[str, dict[str, Any]]:
             "schedule": float(max(1, min(30, settings.redrive_after_seconds // 2))),
         },
         "redrive-notifications": {"task": "maintenance.redrive_notifications", "schedule": 30.0},
+        "expire-unconfirmed-transfers": {"task": "maintenance.expire_unconfirmed_transfers", "schedule": 15.0},
         "purge-idempotency-keys": {"task": "maintenance.purge_idempotency_keys", "schedule": 3600.0},
     }

@@ -115,7 +115,8 @@ def _accept_once(
         # and need not be read back. (The identity map holds flushed objects only weakly.)
         written = [o for o in (*s.new, *s.identity_map.values()) if isinstance(o, OutboxMessage)]
         s.flush()
-        messages = [outgoing(o) for o in written if o.job_id == job_id] if job_id else []
+        # Everything this request wrote to the outbox (the job's message, and e.g. a one-time code's email).
+        messages = [outgoing(o) for o in written]
         if job_id and not messages:  # none in the session (e.g. a scheduled job has none): ask the database
             messages = [outgoing(o) for o in s.scalars(select(OutboxMessage).where(OutboxMessage.job_id == job_id))]
         return Accepted(status, body, replayed=False, messages=messages)

@@ -7,7 +7,7 @@ import logging
 from celery.signals import worker_ready
 
 from core import idempotency, jobs, notifications, outbox
-from core.transfers import release_due_scheduled
+from core.transfers import confirmation, release_due_scheduled
 from tasks import celery
 from tasks.publisher import send
 from tasks.runtime import bank
@@ -39,6 +39,11 @@ def redrive_stuck_jobs() -> int:
 def redrive_notifications() -> int:
     b = bank()
     return notifications.redrive_stuck(b) + outbox.relay(b.db, send, grace_seconds=0)
+
+
+@celery.task(name="maintenance.expire_unconfirmed_transfers")
+def expire_unconfirmed_transfers() -> int:
+    return confirmation.expire_unconfirmed(bank())
 
 
 @celery.task(name="maintenance.purge_idempotency_keys")

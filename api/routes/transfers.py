@@ -6,7 +6,7 @@ from flask_jwt_extended import jwt_required
 from flask_smorest import Blueprint
 
 from api.jobs_http import IDEMPOTENCY_HEADER, idempotency_key, idempotency_required, job_response, raw_body
-from api.schemas import JobOut, MovementIn, TransferIn, TransferOut
+from api.schemas import ConfirmIn, JobOut, MovementIn, TransferIn, TransferOut
 from api.security import bank, current_user, staff_required
 from core import transfers
 
@@ -33,6 +33,20 @@ def create_transfer(body: dict):  # type: ignore[no-untyped-def]
 @blp.response(200, TransferOut)
 def get_transfer(transfer_id: str) -> dict:
     return transfers.get_transfer(bank(), current_user(), transfer_id)
+
+
+@blp.post("/transfers/<transfer_id>/confirm")
+@blp.doc(
+    security=BEARER,
+    description="A transfer at or above BANKQ_CONFIRMATION_THRESHOLD waits for the one-time code sent to the "
+    "account holder. The right code releases the job (202); a wrong one answers 422 invalid_code with "
+    "attempts_remaining; the fifth wrong code or ten minutes without one fail the job.",
+)
+@jwt_required()
+@blp.arguments(ConfirmIn)
+@blp.response(202, JobOut)
+def confirm_transfer(body: dict, transfer_id: str):  # type: ignore[no-untyped-def]
+    return job_response(transfers.confirm_transfer(bank(), current_user(), transfer_id, body["code"]))
 
 
 @blp.post("/transfers/<transfer_id>/cancel")

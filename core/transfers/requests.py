@@ -17,6 +17,8 @@ from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from core.idempotency import Accepted, accept, fingerprint
 from core.models import Account, Job, Transfer, User, new_id
 from core.money import check_currency, format_minor, parse_amount
+from core.settings import Settings
+from core.transfers import confirmation
 from core.users import is_staff
 
 MAX_SCHEDULE_AHEAD = timedelta(days=366)
@@ -145,7 +147,11 @@ def request_transfer(
             execute_at=execute_at,
             created_at=now,
         )
-        return _accepted(s, user, transfer, available_at=execute_at if scheduled else None)
+        hold = None
+        if confirmation.needs_confirmation(bank.settings, transfer):
+            owner = user if source.owner_id == user.id else s.get(User, source.owner_id)
+            hold = (bank.settings, owner, destination)
+        return _accepted(s, user, transfer, available_at=execute_at if scheduled else None, hold=hold)
 
     return accept(
         bank.db,
@@ -197,7 +203,11 @@ def request_movement(
 
 
 def _accepted(
-    s: Session, user: User, transfer: Transfer, available_at: datetime | None = None
+    s: Session,
+    user: User,
+    transfer: Transfer,
+    available_at: datetime | None = None,
+    hold: tuple[Settings, User, Account] | None = None,
 ) -> tuple[int, dict[str, Any], str | None]:
     transfer.id = transfer.id or new_id()
     job = jobs.new_job(
@@ -212,7 +222,10 @@ def _accepted(
     job.attempts = 0  # the column's default, which the view below needs before the (single) flush at commit
     transfer.job_id = job.id
     s.add(transfer)
-    if available_at is None:
+    if hold is not None:
+        settings, owner, payee = hold
+        confirmation.start(s, settings, owner, transfer, job, payee)
+    elif available_at is None:
         jobs.enqueue(s, job)
     audit.record(
         s,
@@ -236,6 +249,12 @@ def _visible_transfer(s: Session, user: User, transfer_id: str) -> Transfer:
     if source is None or source.owner_id != user.id:
         raise NotFound("No such transfer.", code="transfer_not_found")
     return t
+
+
+def confirm_transfer(bank: Bank, user: User, transfer_id: str, code: str) -> Accepted:
+    with bank.db.transaction() as s:
+        transfer = _visible_transfer(s, user, transfer_id)
+    return confirmation.confirm_transfer(bank, user, transfer, code)
 
 
 def get_transfer(bank: Bank, user: User, transfer_id: str) -> dict[str, Any]:
