@@ -85,11 +85,11 @@ def read_document(
             if attempts >= max_attempts or time.monotonic() >= deadline:
                 break
             attempts += 1
-            text = _ocr(variant.image, variant.config, deadline)
+            text = _ocr(variant.image, variant.config, deadline, boxes=variant.template is not None)
             if text is None:
                 break
             if variant.template is not None:
-                text = _unmask(text, variant.template) or ""
+                text = _unmask(text, variant.template, variant.image.height) or ""
             found = _read_mrz(text, today)
             if found is None:
                 continue
@@ -238,13 +238,39 @@ def _otsu(pixels: np.ndarray) -> int:
     return int(np.argmax(between))
 
 
+def _local_threshold(pixels: np.ndarray, window: int, k: float = 0.2) -> np.ndarray:
+    """Sauvola's local threshold: dark where darker than the local mean, less where the contrast is low. A dark table
+    or a shadow, uniform around a pixel, stays background."""
+    window = max(3, window | 1)
+    values = pixels.astype(np.float64)
+    padded = np.pad(values, window // 2 + 1, mode="edge")
+    squares = padded * padded
+    integral = padded.cumsum(0).cumsum(1)
+    integral_sq = squares.cumsum(0).cumsum(1)
+    h, w = values.shape
+
+    def box(table: np.ndarray) -> np.ndarray:
+        return (
+            table[window : window + h, window : window + w]
+            - table[0:h, window : window + w]
+            - table[window : window + h, 0:w]
+            + table[0:h, 0:w]
+        )
+
+    area = float(window * window)
+    mean = box(integral) / area
+    deviation = np.sqrt(np.maximum(box(integral_sq) / area - mean * mean, 0.0))
+    return values <= mean * (1.0 + k * (deviation / 128.0 - 1.0))
+
+
 def _binarize(grey: Image.Image, feature: float, denoise: bool) -> np.ndarray:
-    """Dark pixels (True) of a grey image after contrast normalisation, light flattening and an Otsu threshold."""
+    """Dark pixels (True) of a grey image: contrast normalised, lighting flattened, then below both an Otsu threshold
+    of the whole (no specks in light areas) and a local threshold (no shadow or dark surroundings as ink)."""
     grey = ImageOps.autocontrast(grey, cutoff=1)
     if denoise:
         grey = grey.filter(ImageFilter.MedianFilter(3))
     flat = _flatten(grey, feature)
-    return flat <= _otsu(flat)
+    return (flat <= _otsu(flat)) & _local_threshold(np.asarray(grey), int(feature * 2))
 
 
 def _skew(dark: np.ndarray) -> float:
@@ -319,20 +345,33 @@ def _runs(mask: np.ndarray | np.bool_, gap: int) -> list[tuple[int, int]]:
     return runs
 
 
+def _above_floor(profile: np.ndarray, window: int) -> np.ndarray:
+    """A row profile less its running minimum: what lines of print add to a textured or noisy surrounding."""
+    window = max(3, min(len(profile), window))
+    padded = np.pad(profile, window // 2, mode="edge")
+    floor = np.lib.stride_tricks.sliding_window_view(padded, window).min(axis=1)[: len(profile)]
+    return np.asarray(profile - floor, dtype=np.float64)
+
+
 def _text_lines(dark: np.ndarray) -> list[_Line]:
     """Rows dense in dark-light transitions, grouped into lines, each with the horizontal extent of its ink."""
     transitions = np.count_nonzero(dark[:, 1:] & ~dark[:, :-1], axis=1).astype(np.float64)
     if transitions.max(initial=0) < 8:
         return []
-    smooth = np.convolve(transitions, np.ones(3) / 3, mode="same")
+    smooth = _above_floor(np.convolve(transitions, np.ones(3) / 3, mode="same"), max(15, dark.shape[0] // 8))
     threshold = max(6.0, 0.3 * float(np.percentile(smooth, 99.5)))
     lines = []
     for top, bottom in _runs(smooth >= threshold, gap=1):
         height = bottom - top
         if height < 4 or height > dark.shape[0] / 4:
             continue
-        columns = dark[top:bottom].any(axis=0)
-        spans = _runs(columns, gap=max(2, int(height * 1.6)))
+        # the columns with more ink in the line than just above and below it: print, not background texture
+        ink = dark[top:bottom].mean(axis=0)
+        around = np.concatenate([dark[max(0, top - height) : top], dark[bottom : bottom + height]])
+        surrounding = around.mean(axis=0) if len(around) else np.zeros_like(ink)
+        spans = _runs(ink - surrounding > 0.12, gap=max(2, int(height * 1.6)))
+        if not spans:
+            continue
         left, right = max(spans, key=lambda span: span[1] - span[0])
         lines.append(_Line(top, bottom, left, right))
     return lines
@@ -429,30 +468,45 @@ def _is_filler(ink: np.ndarray, line_height: int) -> bool:
 
 
 def _glyph_line(dark: np.ndarray, top: int, bottom: int) -> list[_Glyph]:
+    """The longest run of evenly spaced, character-sized glyphs in a line, cut apart by their columns of ink."""
     band = dark[top:bottom]
     height = bottom - top
-    glyphs = []
+    glyphs: list[_Glyph | None] = []
     for left, right in _runs(band.any(axis=0), gap=0):
         ink = band[:, left:right]
         rows = np.flatnonzero(ink.any(axis=1))
         g_top, g_bottom = int(rows[0]), int(rows[-1]) + 1
         if g_bottom - g_top < 0.35 * height or ink.sum() < 0.02 * height * height:
             continue  # a speck, a dot of dust, a piece of background line
+        if right - left > 1.3 * height or ink.sum() > 0.8 * (right - left) * (g_bottom - g_top):
+            glyphs.append(None)  # a blot, a shadow, a picture: not a character, and it breaks the run
+            continue
         glyphs.append(_Glyph(left, right, top + g_top, top + g_bottom, _is_filler(ink[g_top:g_bottom], height)))
-    return glyphs
+    best: list[_Glyph] = []
+    run: list[_Glyph] = []
+    for glyph in [*glyphs, None]:
+        if glyph is not None and run and not 0.6 * height <= _centre(glyph) - _centre(run[-1]) <= 1.5 * height:
+            best, run = max(best, run, key=len), []
+        if glyph is None:
+            best, run = max(best, run, key=len), []
+        else:
+            run.append(glyph)
+    return best
+
+
+def _centre(glyph: _Glyph) -> float:
+    return (glyph.left + glyph.right) / 2
 
 
 def _regular(glyphs: list[_Glyph]) -> bool:
     """Whether the glyph centres stand on one fixed-pitch grid, a glyph in each cell."""
-    centres = np.array([(g.left + g.right) / 2 for g in glyphs])
+    centres = np.array([_centre(g) for g in glyphs])
     steps = np.diff(centres)
-    pitch = float(np.median(steps))
-    if pitch <= 0:
+    if len(steps) == 0 or float(np.median(steps)) <= 0:
         return False
-    fitted = centres[0] + pitch * np.arange(len(centres))
     slope, intercept = np.polyfit(np.arange(len(centres)), centres, 1)
     residual = np.abs(centres - (intercept + slope * np.arange(len(centres))))
-    return bool(residual.max() < 0.35 * slope and steps.min() > 0.5 * slope and fitted is not None)
+    return bool(residual.max() < 0.35 * slope and steps.min() > 0.5 * slope)
 
 
 def _template(dark: np.ndarray) -> list[list[_Glyph]] | None:
@@ -461,7 +515,9 @@ def _template(dark: np.ndarray) -> list[list[_Glyph]] | None:
     if profile.max(initial=0) == 0:
         return None
     lines = []
-    for top, bottom in _runs(profile >= max(2, 0.01 * dark.shape[1]), gap=1):
+    profile = _above_floor(profile, 3 * TARGET_CHAR_HEIGHT)
+    floor = max(2.0, 0.01 * dark.shape[1], 0.15 * float(np.percentile(profile, 95)))
+    for top, bottom in _runs(profile >= floor, gap=1):
         if 0.5 * TARGET_CHAR_HEIGHT <= bottom - top <= 2.2 * TARGET_CHAR_HEIGHT:
             glyphs = _glyph_line(dark, top, bottom)
             if len(glyphs) in _MRZ_WIDTHS and _regular(glyphs):
@@ -497,17 +553,33 @@ def _masked(pixels: np.ndarray, template: list[list[_Glyph]]) -> Image.Image:
     return ImageOps.expand(Image.fromarray(canvas, "L"), border=TARGET_CHAR_HEIGHT, fill=255)
 
 
-def _unmask(text: str, template: list[list[_Glyph]]) -> str | None:
-    """The MRZ lines from tesseract's text of a masked image, fillers put back; None if the counts disagree."""
-    rows = ["".join(row.split()) for row in text.splitlines() if row.strip()]
-    if len(rows) != len(template):
-        return None
+def _unmask(boxes: str, template: list[list[_Glyph]], image_height: int) -> str | None:
+    """The MRZ lines from tesseract's character boxes on a masked image, each glyph taking the character whose box
+    covers it most and the fillers put back; None if a glyph got no character. Going by position rather than by
+    count, a glyph read as two characters (7 as 7T) or a stray mark read as one do not shift the line."""
+    found: list[tuple[str, float, float, float]] = []  # character, left, right, vertical centre (image coordinates)
+    for row in boxes.splitlines():
+        parts = row.split()
+        if len(parts) >= 5 and len(parts[0]) == 1 and all(p.lstrip("-").isdigit() for p in parts[1:5]):
+            left, bottom, right, top = (float(p) - TARGET_CHAR_HEIGHT for p in parts[1:5])
+            centre = image_height - 2 * TARGET_CHAR_HEIGHT - (bottom + top) / 2
+            found.append((parts[0], left, right, centre))
     out = []
-    for row, line in zip(rows, template, strict=True):
-        if len(row) != sum(1 for glyph in line if not glyph.filler):
-            return None
-        chars = iter(row)
-        out.append("".join("<" if glyph.filler else next(chars) for glyph in line))
+    for line in template:
+        chars = []
+        for glyph in line:
+            if glyph.filler:
+                chars.append("<")
+                continue
+            best, cover = "", 0.3 * float(glyph.right - glyph.left)
+            for char, left, right, centre in found:
+                overlap = min(right, float(glyph.right)) - max(left, float(glyph.left))
+                if glyph.top - 2 <= centre <= glyph.bottom + 2 and overlap > cover:
+                    best, cover = char, overlap
+            if not best:
+                return None
+            chars.append(best)
+        out.append("".join(chars))
     return "\n".join(out)
 
 
@@ -704,9 +776,13 @@ def _variants(grey: Image.Image, found: list[list[list[_Glyph]]]) -> Iterator[_V
         region, height = band_crop(bands[0]), bands[0].char_height / analysis_ratio
         measured = prepared(region, height)
         yield from _readings(measured, "masked")
-        yield from _readings(prepared(region, height * TARGET_CHAR_HEIGHT / 26), "masked")
+        smaller = prepared(region, height * TARGET_CHAR_HEIGHT / 26)
+        yield from _readings(smaller, "masked")
         yield from _readings(measured, "masked grey")
         yield from _readings(prepared(region, height * TARGET_CHAR_HEIGHT / 38), "masked", "masked grey")
+        yield from _readings(smaller, "masked grey")
+        for size in (29, 35):
+            yield from _readings(prepared(region, height * TARGET_CHAR_HEIGHT / size), "masked")
     for band in bands[1:]:
         yield from _readings(prepared(band_crop(band), band.char_height / analysis_ratio), "masked")
     for share in (0.35, 0.25, 0.5):
@@ -724,13 +800,15 @@ def _variants(grey: Image.Image, found: list[list[list[_Glyph]]]) -> Iterator[_V
 # --- tesseract --------------------------------------------------------------------------------------------------
 
 
-def _ocr(image: Image.Image, config: str, deadline: float) -> str | None:
-    """Tesseract's text for the image; '' when it fails on it, None when the time is up."""
+def _ocr(image: Image.Image, config: str, deadline: float, *, boxes: bool = False) -> str | None:
+    """Tesseract's text for the image (with `boxes`, a character and its box a line); '' when it fails on the image,
+    None when the time is up."""
     remaining = deadline - time.monotonic()
     if remaining <= 0.2:
         return None
     try:
-        text = pytesseract.image_to_string(image, lang="eng", config=config, timeout=max(1.0, remaining))
+        read = pytesseract.image_to_boxes if boxes else pytesseract.image_to_string
+        text = read(image, lang="eng", config=config, timeout=max(1.0, remaining))
     except RuntimeError as error:  # pytesseract's timeout
         if "timeout" in str(error).lower():
             return None
