@@ -21,6 +21,7 @@ from core.idempotency import Accepted, accept, fingerprint
 from core.kyc.decision import Decision, decide
 from core.kyc.uploads import MAX_BYTES, check_image
 from core.models import Job, KycDocument, User, new_id
+from core.notifications import queue_notification
 from core.pagination import check_limit, decode_cursor, encode_cursor
 from core.users import is_staff
 
@@ -202,9 +203,17 @@ def _record(bank: Bank, taken: Claim, decision: Decision, elapsed_ms: int | None
         owner = s.get(User, doc.user_id, with_for_update=True)
         if owner is not None:
             owner.kyc_status = KYC_STATUS_FOR[decision.status]
+            _tell(s, owner, decision.status, decision.reasons)
         jobs.finish(job, "succeeded", result={"document_id": doc.id, "status": decision.status})
         audit.record(s, None, f"kyc.document_{decision.status}", f"kyc_document:{doc.id}", reasons=decision.reasons)
         return decision.status
+
+
+def _tell(s: Session, owner: User, status: str, reasons: list[str]) -> None:
+    """The customer hears the outcome, in the same transaction that records it."""
+    queue_notification(
+        s, user=owner, channel="email", template="kyc_outcome", context={"status": status, "reasons": reasons}
+    )
 
 
 def _visible(s: Session, user: User, document_id: str) -> KycDocument:
@@ -266,6 +275,7 @@ def review_document(bank: Bank, staff: User, document_id: str, *, decision: str,
         owner = s.get(User, doc.user_id, with_for_update=True)
         if owner is not None:
             owner.kyc_status = doc.status
+            _tell(s, owner, doc.status, [])
         audit.record(s, staff.id, f"kyc.review_{decision}", f"kyc_document:{doc.id}", reason=reason)
         return document_view(doc)
 

@@ -166,6 +166,8 @@ def test_verified_document_unlocks_sending_money(bank, client, passport_png):
     assert doc["checks"] == {"mrz_valid": True, "not_expired": True, "name_match": True, "birth_date_match": True}
     assert doc["extracted"]["surname"] == "ERIKSSON" and doc["extracted"]["document_number"] == "L898902C3"
     assert client.get("/api/v1/auth/me", headers=headers).get_json()["kyc_status"] == "verified"
+    sent = client.get("/api/v1/notifications", headers=headers).get_json()["items"]
+    assert [n["template"] for n in sent] == ["kyc_outcome"]
     allowed = client.post("/api/v1/transfers", json=body, headers={**headers, "Idempotency-Key": "after"})
     assert allowed.status_code == 202
     other = make_user(bank)
