@@ -3,19 +3,27 @@
 `read_document(path_or_image)` runs a bounded pipeline and returns a `Reading`:
 
 1. decode (refusing more than `MAX_PIXELS`), apply the EXIF orientation, convert to grey;
-2. on a small analysis copy: flatten the lighting (divide by a blurred maximum, so shadows and gradients go), a
-   median filter against noise, an Otsu threshold computed from the histogram;
-3. estimate the skew of the text lines (the angle in [-4, 4] degrees that maximises the variance of the horizontal
-   projection of dark pixels) and rotate it away;
-4. find the MRZ band: 2 or 3 evenly spaced text lines of similar length, dense with characters, near the bottom,
-   from a horizontal projection profile of dark-light transitions; fixed bottom crops (35%, 25%, 50%) back it up;
-5. each crop is scaled so that the MRZ characters are about 32 px tall (a second scale if the first fails),
-   contrast-normalised, flattened and thresholded, and read by tesseract (LSTM, `--psm 6`, a whitelist of the MRZ
-   alphabet, dictionaries off); the text goes to `mrz.read`;
-6. it stops at the first fully valid MRZ, else keeps the best (most passing checks), within `TIME_BUDGET` seconds
-   and `MAX_ATTEMPTS` tesseract runs, so a hostile or blank image cannot run for ever.
+2. on a small analysis copy: autocontrast, a median filter against noise, the lighting flattened (divided by a
+   blurred local maximum), then ink = below an Otsu threshold of the histogram and below a local (Sauvola)
+   threshold, so neither specks in light areas nor a shadow or a dark table count as print;
+3. estimate the skew of the text lines (the angle in [-4, 4] degrees, 0.5 then 0.1 steps, that maximises the
+   variance of the horizontal projection of ink) and rotate it away;
+4. find the MRZ band: 2 or 3 evenly spaced lines of similar length, dense in dark-light transitions, near the
+   bottom (a horizontal projection profile less its running minimum, so a textured surrounding does not merge the
+   lines); fixed bottom crops (35%, 25%, 50%) back it up;
+5. each crop is scaled so that the MRZ characters are about 32 px tall (several scales), thresholded the same way;
+   the MRZ glyphs are cut apart on their fixed pitch and the fillers '<' told by shape (tesseract's English model
+   misreads them as K, X, E, S...); tesseract (LSTM only, `--psm 6`, whitelist, dictionaries off) reads the
+   letters and digits alone, mapped back to their glyphs by its character boxes, and `mrz.read` parses the lines;
+6. look-alike letters and digits (0/O, 9/O, 8/B, ...) in document numbers and optional data are re-decided by the
+   document's own prints of each; a name or country letter that looks like another letter's prints fails a check;
+7. fields no check digit covers (names, country codes, nationality, sex) must be read the same from two different
+   crops before a reading verifies; it stops there, else keeps the best parse (most passing checks), within
+   `TIME_BUDGET` seconds and `MAX_ATTEMPTS` tesseract runs, so a hostile or blank image cannot run for ever.
 
-Any decodable image gives a Reading (mrz None when nothing is found); a missing tesseract raises.
+Any decodable image gives a Reading (mrz None when nothing plausible is found); a missing tesseract raises. Checks
+this module adds to `Mrz.checks` (all must pass for `valid`): `fillers` (the fillers are where the image has
+chevrons), `lookalikes`, and `corroborated` (False on a valid parse read from one crop only).
 """
 
 from __future__ import annotations
@@ -358,8 +366,10 @@ def _text_lines(dark: np.ndarray) -> list[_Line]:
     transitions = np.count_nonzero(dark[:, 1:] & ~dark[:, :-1], axis=1).astype(np.float64)
     if transitions.max(initial=0) < 8:
         return []
-    smooth = _above_floor(np.convolve(transitions, np.ones(3) / 3, mode="same"), max(15, dark.shape[0] // 8))
-    threshold = max(6.0, 0.3 * float(np.percentile(smooth, 99.5)))
+    raw = np.convolve(transitions, np.ones(3) / 3, mode="same")
+    smooth = _above_floor(raw, max(15, dark.shape[0] // 8))
+    # a line of print stands well above its surrounding; the ups and downs of noise do not
+    threshold = max(6.0, 0.3 * float(np.percentile(smooth, 99.5)), 0.3 * float(np.median(raw)))
     lines = []
     for top, bottom in _runs(smooth >= threshold, gap=1):
         height = bottom - top
@@ -728,7 +738,8 @@ def _prepare(crop: Image.Image, char_height: float) -> _Prepared | None:
     if not 0.003 <= share <= 0.4:  # blank, or noise and solid areas rather than print
         return None
     template = _template(dark)
-    if template is None and len(_text_lines(dark)) < 2:
+    lines = [line for line in _text_lines(dark) if 0.4 * TARGET_CHAR_HEIGHT <= line.height <= 2 * TARGET_CHAR_HEIGHT]
+    if template is None and sum(1 for line in lines if line.width >= 8 * line.height) < 2:
         return None  # no lines of print: noise, texture or a picture; tesseract would only take long on it
     return _Prepared(dark, scaled, template)
 
