@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 NAME_REVIEW_SIMILARITY = 0.75
 PASSPORT_FORMATS = ("TD3",)
 ID_CARD_FORMATS = ("TD1", "TD2")
+READER_CHECKS = ("corroborated", "lookalikes", "fillers")
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,13 @@ def decide(mrz: Mrz | None, *, document_type: str, full_name: str, birth_date: d
     }
     from core.kyc.names import names_match
 
-    reasons = [f"check_digit_failed:{name}" for name, ok in mrz.checks.items() if not ok]
+    # Check digits, plus the reader's own doubts (fields without a check digit read differently in two crops,
+    # look-alike glyphs, filler positions): either kind makes the reading uncertain.
+    reasons = [
+        f"{'uncertain_reading' if name in READER_CHECKS else 'check_digit_failed'}:{name}"
+        for name, ok in mrz.checks.items()
+        if not ok
+    ]
     matched, similarity = names_match(full_name, mrz.surname, mrz.given_names)
     checks["name_match"] = matched
     checks["birth_date_match"] = birth_date is not None and mrz.birth_date == birth_date
