@@ -11,6 +11,7 @@ from flask_smorest import Api
 from flask_smorest.utils import prepare_response
 
 from api.errors import PROBLEM, problem, register_error_handlers
+from api.limits import init_limits
 from api.metrics import init_metrics
 from api.routes.kyc import UPLOAD_LIMIT
 from api.schemas import Problem
@@ -66,11 +67,16 @@ def create_app(settings: Settings | None = None, bank: Bank | None = None) -> Fl
     init_jwt(app, bank)
     init_metrics(app, bank)
 
-    from api.routes import accounts, admin, auth, jobs, kyc, notifications, ops, transfers
+    from api.routes import accounts, admin, auth, jobs, kyc, notifications, ops, otp, transfers
 
-    for blueprint in (auth.blp, accounts.blp, jobs.blp, transfers.blp, kyc.blp, notifications.blp, admin.blp):
+    for blueprint in (auth.blp, accounts.blp, jobs.blp, transfers.blp, kyc.blp, notifications.blp, otp.blp, admin.blp):
         api.register_blueprint(blueprint)
+    from api.routes import reminders, standing_orders
+
+    api.register_blueprint(reminders.blp)
+    api.register_blueprint(standing_orders.blp)
     app.register_blueprint(ops.blp)
+    init_limits(app, bank)
     register_error_handlers(app)
 
     @app.url_value_preprocessor

@@ -296,8 +296,9 @@ def request_code(
         create=create,
         ttl_seconds=settings.idempotency_ttl_seconds,
     )
-    if not accepted.replayed and issued:
-        accepted.messages.extend(issued[0].messages)
+    if not accepted.replayed and issued:  # the code's email, unless accept already collected it
+        known = {m.id for m in accepted.messages}
+        accepted.messages.extend(m for m in issued[0].messages if m.id not in known)
     return accepted
 
 

@@ -6,8 +6,10 @@ from flask_jwt_extended import jwt_required
 from flask_smorest import Blueprint
 
 from api.schemas import LoginIn, RegisterIn, TokensOut, UserOut
+from api.schemas_otp import PasswordResetAccepted, PasswordResetConfirmIn, PasswordResetIn
 from api.security import bank, current_user, issue_tokens, refreshed_access_token, revoke_current_tokens
-from core import users
+from core import password_reset, users
+from tasks.publisher import publish_soon
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Sign-up and tokens")
 BEARER = [{"bearerAuth": []}]
@@ -51,3 +53,27 @@ def logout() -> tuple[str, int]:
 @blp.response(200, UserOut)
 def me() -> dict:
     return users.user_view(current_user())
+
+
+RESET_ACCEPTED = {"detail": "If the address belongs to an account, a reset code has been sent to it."}
+
+
+@blp.post("/password-reset")
+@blp.doc(description="Always 202 with the same body, whether or not the address has an account.")
+@blp.arguments(PasswordResetIn)
+@blp.response(202, PasswordResetAccepted)
+def request_password_reset(body: dict) -> tuple[dict, int]:
+    publish_soon(bank().db, password_reset.request_reset(bank().db, bank().settings, body["email"]))
+    return RESET_ACCEPTED, 202
+
+
+@blp.post("/password-reset/confirm")
+@blp.doc(
+    description="204, and every token issued before stops working. 422 `invalid_code` with `attempts_remaining` "
+    "(also for an address without an account), 410 `expired`, 429 `too_many_attempts`, 422 `weak_password`."
+)
+@blp.arguments(PasswordResetConfirmIn)
+@blp.response(204)
+def confirm_password_reset(body: dict) -> tuple[str, int]:
+    password_reset.confirm_reset(bank().db, bank().settings, body["email"], body["code"], body["new_password"])
+    return "", 204

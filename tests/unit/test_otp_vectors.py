@@ -10,8 +10,8 @@ import string
 import struct
 from collections import Counter
 
-import pytest
 import pyotp
+import pytest
 
 from core import otp
 from core.settings import Settings
