@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from core.settings import Settings
 
+SCHEDULE_TICK_SETTING = "BANKQ_SCHEDULE_TICK_SECONDS"
+
 
 def beat_schedule_for(settings: Settings) -> dict[str, dict[str, Any]]:
     relay = max(0.5, settings.outbox_relay_seconds)
+    # Reminders and standing orders: how often due occurrences are looked for (a stale tick is dropped).
+    tick = max(0.5, float(os.environ.get(SCHEDULE_TICK_SETTING) or 10.0))
+    schedules = {"expires": tick * 2}
     return {
         "relay-outbox": {"task": "maintenance.relay_outbox", "schedule": relay},
         "release-scheduled-transfers": {"task": "maintenance.release_scheduled_transfers", "schedule": 5.0},
@@ -19,4 +25,10 @@ def beat_schedule_for(settings: Settings) -> dict[str, dict[str, Any]]:
         "redrive-notifications": {"task": "maintenance.redrive_notifications", "schedule": 30.0},
         "expire-unconfirmed-transfers": {"task": "maintenance.expire_unconfirmed_transfers", "schedule": 15.0},
         "purge-idempotency-keys": {"task": "maintenance.purge_idempotency_keys", "schedule": 3600.0},
+        "send-due-reminders": {"task": "schedules.send_due_reminders", "schedule": tick, "options": schedules},
+        "run-due-standing-orders": {
+            "task": "schedules.run_due_standing_orders",
+            "schedule": tick,
+            "options": schedules,
+        },
     }

@@ -289,3 +289,94 @@ class OneTimeCode(Base):
         Index("ix_one_time_codes_user_created", "user_id", "created_at"),
         Index("ix_one_time_codes_subject", "subject_id"),
     )
+
+
+class Reminder(Base):
+    """A customer's reminder, once or repeating. `next_at` is the next occurrence still to act on."""
+
+    __tablename__ = "reminders"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    message: Mapped[str] = mapped_column(String(500))
+    channel: Mapped[str] = mapped_column(String(16))
+    repeat: Mapped[str] = mapped_column(String(16), default="none")
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    remind_at: Mapped[datetime] = mapped_column(Timestamp)
+    next_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    __table_args__ = (
+        CheckConstraint("channel IN ('email', 'sms', 'in_app')", name="channel"),
+        CheckConstraint("repeat IN ('none', 'daily', 'weekly', 'monthly')", name="repeat"),
+        CheckConstraint("status IN ('active', 'done', 'cancelled')", name="status"),
+        Index("ix_reminders_status_next", "status", "next_at"),
+        Index("ix_reminders_user_created", "user_id", "created_at", "id"),
+    )
+
+
+class ReminderOccurrence(Base):
+    """One occurrence of a reminder, acted on (sent) or skipped with a reason. The unique key is the guard."""
+
+    __tablename__ = "reminder_occurrences"
+    id: Mapped[int] = mapped_column(Serial, primary_key=True, autoincrement=True)
+    reminder_id: Mapped[str] = mapped_column(ForeignKey("reminders.id"))
+    due_at: Mapped[datetime] = mapped_column(Timestamp)
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(200))
+    notification_id: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    __table_args__ = (
+        UniqueConstraint("reminder_id", "due_at", name="uq_reminder_occurrences_reminder_due"),
+        CheckConstraint("status IN ('sent', 'skipped', 'failed')", name="status"),
+    )
+
+
+class StandingOrder(Base):
+    """A repeating transfer. Each due date becomes one transfer; `next_date` is the next one still to act on."""
+
+    __tablename__ = "standing_orders"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    source_account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
+    destination_account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    description: Mapped[str | None] = mapped_column(String(500))
+    frequency: Mapped[str] = mapped_column(String(16))
+    start_date: Mapped[date] = mapped_column(Date)
+    end_date: Mapped[date | None] = mapped_column(Date)
+    next_date: Mapped[date | None] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("source_account_id <> destination_account_id", name="distinct_accounts"),
+        CheckConstraint("frequency IN ('daily', 'weekly', 'monthly')", name="frequency"),
+        CheckConstraint("status IN ('active', 'ended', 'cancelled')", name="status"),
+        CheckConstraint("end_date IS NULL OR end_date >= start_date", name="end_after_start"),
+        Index("ix_standing_orders_status_next", "status", "next_date"),
+        Index("ix_standing_orders_user_created", "user_id", "created_at", "id"),
+    )
+
+
+class StandingOrderOccurrence(Base):
+    """One due date of a standing order and what became of it: the transfer's job, or why there is none.
+    The unique (order, date) is the last guard against paying twice."""
+
+    __tablename__ = "standing_order_occurrences"
+    id: Mapped[int] = mapped_column(Serial, primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("standing_orders.id"))
+    occurrence_date: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16))
+    job_id: Mapped[str | None] = mapped_column(String(36))
+    transfer_id: Mapped[str | None] = mapped_column(String(36))
+    failure_code: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    settled_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    __table_args__ = (
+        UniqueConstraint("order_id", "occurrence_date", name="uq_standing_order_occurrences_order_date"),
+        CheckConstraint("status IN ('requested', 'posted', 'failed', 'cancelled', 'skipped')", name="status"),
+        Index("ix_standing_order_occurrences_status", "status"),
+    )

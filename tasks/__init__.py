@@ -2,6 +2,9 @@
 
 from celery import Celery
 
-celery = Celery("bankq", include=["tasks.transfers", "tasks.kyc", "tasks.maintenance", "tasks.notify"])
+celery = Celery(
+    "bankq",
+    include=["tasks.transfers", "tasks.kyc", "tasks.maintenance", "tasks.notify", "tasks.schedules"],
+)
 celery.config_from_object("celeryconfig")
 app = celery

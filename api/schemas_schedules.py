@@ -1,0 +1,92 @@
+"""Request and response shapes of reminders and standing orders."""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+from marshmallow import Schema, fields, validate
+
+from api.schemas import AMOUNT, CURRENCY, ID, PageArgs, Strict, _utc_representable
+
+CHANNELS = ["email", "sms", "in_app"]
+FREQUENCIES = ["daily", "weekly", "monthly"]
+
+
+class ReminderIn(Strict):
+    message = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    remind_at = fields.AwareDateTime(
+        required=True,
+        default_timezone=UTC,
+        validate=_utc_representable,
+        metadata={"description": "RFC 3339; in the future and at most two years ahead."},
+    )
+    channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
+    repeat = fields.String(load_default="none", validate=validate.OneOf(["none", *FREQUENCIES]))
+
+
+class ReminderOut(Schema):
+    id = fields.String()
+    message = fields.String()
+    remind_at = fields.String()
+    channel = fields.String(metadata={"enum": CHANNELS})
+    repeat = fields.String(metadata={"enum": ["none", *FREQUENCIES]})
+    status = fields.String(metadata={"enum": ["active", "done", "cancelled"]})
+    next_at = fields.String(allow_none=True)
+    created_at = fields.String()
+
+
+class ReminderPage(Schema):
+    items = fields.List(fields.Nested(ReminderOut))
+    next_cursor = fields.String(allow_none=True)
+
+
+class ReminderListArgs(PageArgs):
+    pass
+
+
+class StandingOrderIn(Strict):
+    source_account_id = fields.String(required=True, **ID)
+    destination_account_id = fields.String(required=True, **ID)
+    amount = AMOUNT
+    currency = fields.String(required=True, validate=CURRENCY)
+    frequency = fields.String(required=True, validate=validate.OneOf(FREQUENCIES))
+    start_date = fields.Date(required=True, metadata={"description": "The first payment: today (UTC) or later."})
+    end_date = fields.Date(allow_none=True, load_default=None, metadata={"description": "The last possible payment."})
+    description = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=500))
+
+
+class OccurrenceOut(Schema):
+    date = fields.String()
+    status = fields.String(metadata={"enum": ["requested", "posted", "failed", "cancelled", "skipped"]})
+    job_id = fields.String(allow_none=True)
+    transfer_id = fields.String(allow_none=True)
+    failure_code = fields.String(allow_none=True)
+    reason = fields.String(allow_none=True)
+
+
+class StandingOrderOut(Schema):
+    id = fields.String()
+    source_account_id = fields.String()
+    destination_account_id = fields.String()
+    amount = fields.String()
+    currency = fields.String()
+    description = fields.String(allow_none=True)
+    frequency = fields.String(metadata={"enum": FREQUENCIES})
+    start_date = fields.String()
+    end_date = fields.String(allow_none=True)
+    status = fields.String(metadata={"enum": ["active", "ended", "cancelled"]})
+    next_date = fields.String(allow_none=True)
+    created_at = fields.String()
+
+
+class StandingOrderDetail(StandingOrderOut):
+    occurrences = fields.List(fields.Nested(OccurrenceOut), metadata={"description": "The latest, newest first."})
+
+
+class StandingOrderPage(Schema):
+    items = fields.List(fields.Nested(StandingOrderOut))
+    next_cursor = fields.String(allow_none=True)
+
+
+class StandingOrderListArgs(PageArgs):
+    pass

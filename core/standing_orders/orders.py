@@ -1,0 +1,236 @@
+"""Standing orders as the customer manages them: create (checked exactly as a transfer), list, show, cancel."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any, cast
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core import audit
+from core.bank import Bank
+from core.clock import isoformat, utcnow
+from core.errors import NotFound, ValidationFailed
+from core.idempotency import Accepted, accept, fingerprint
+from core.models import StandingOrder, StandingOrderOccurrence, User, new_id
+from core.money import check_currency, format_minor, parse_amount
+from core.pagination import check_limit, decode_cursor, encode_cursor
+from core.schedule_math import FREQUENCIES
+from core.transfers import TransferRequest, request_transfer
+
+MAX_START_AHEAD = timedelta(days=366)
+
+
+@dataclass(frozen=True)
+class NewStandingOrder:
+    source_account_id: str
+    destination_account_id: str
+    amount: str
+    currency: str
+    frequency: str
+    start_date: date
+    end_date: date | None = None
+    description: str | None = None
+
+
+def order_view(o: StandingOrder) -> dict[str, Any]:
+    return {
+        "id": o.id,
+        "source_account_id": o.source_account_id,
+        "destination_account_id": o.destination_account_id,
+        "amount": format_minor(o.amount, o.currency),
+        "currency": o.currency,
+        "description": o.description,
+        "frequency": o.frequency,
+        "start_date": o.start_date.isoformat(),
+        "end_date": o.end_date.isoformat() if o.end_date else None,
+        "status": o.status,
+        "next_date": o.next_date.isoformat() if o.next_date else None,
+        "created_at": isoformat(o.created_at),
+    }
+
+
+def occurrence_view(o: StandingOrderOccurrence) -> dict[str, Any]:
+    return {
+        "date": o.occurrence_date.isoformat(),
+        "status": o.status,
+        "job_id": o.job_id,
+        "transfer_id": o.transfer_id,
+        "failure_code": o.failure_code,
+        "reason": o.reason,
+    }
+
+
+class _Enclosed:
+    """A Database whose transactions are savepoints of one enclosing transaction, so that a transfer requested
+    through the ordinary accept path commits together with whatever the enclosing transaction writes."""
+
+    def __init__(self, session: Session, is_postgres: bool) -> None:
+        self._session = session
+        self.is_postgres = is_postgres
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        with self._session.begin_nested():
+            yield self._session
+
+
+@dataclass
+class _EnclosedBank:
+    settings: Any
+    db: Any
+
+
+def within(bank: Bank, s: Session) -> Bank:
+    """The bank as request_transfer sees it, its database being the transaction `s` (savepoints of it)."""
+    return cast(Bank, _EnclosedBank(bank.settings, _Enclosed(s, bank.db.is_postgres)))
+
+
+def transfer_request(o: StandingOrder, day: date | None) -> TransferRequest:
+    """The transfer one occurrence asks for, as a customer would through the API."""
+    return TransferRequest(
+        source_account_id=o.source_account_id,
+        destination_account_id=o.destination_account_id,
+        amount=format_minor(o.amount, o.currency),
+        currency=o.currency,
+        description=o.description or (f"Standing order {day.isoformat()}" if day else "Standing order"),
+    )
+
+
+def _check(new: NewStandingOrder, today: date) -> int:
+    check_currency(new.currency)
+    amount = parse_amount(new.amount, new.currency)
+    if new.frequency not in FREQUENCIES:
+        raise ValidationFailed("Unknown frequency.", errors={"frequency": [f"One of {', '.join(FREQUENCIES)}."]})
+    if new.start_date < today:
+        raise ValidationFailed(
+            "The first payment cannot be in the past.", errors={"start_date": ["Today (UTC) or later."]}
+        )
+    if new.start_date > today + MAX_START_AHEAD:
+        raise ValidationFailed("Too far ahead.", errors={"start_date": ["At most one year ahead."]})
+    if new.end_date is not None and new.end_date < new.start_date:
+        raise ValidationFailed("The order would end before it starts.", errors={"end_date": ["Not before start_date."]})
+    if new.description is not None and len(new.description) > 500:
+        raise ValidationFailed("Description too long.", errors={"description": ["At most 500 characters."]})
+    return amount
+
+
+def create_standing_order(
+    bank: Bank, user: User, new: NewStandingOrder, *, idempotency_key: str | None = None, body: Any = None
+) -> Accepted:
+    """Refused for exactly the reasons a transfer would be: the first transfer is rehearsed through the API's
+    path inside a savepoint that is rolled back at once, so no rule is written twice."""
+    today = utcnow().date()
+    amount = _check(new, today)
+
+    def create(s: Session) -> tuple[int, dict[str, Any], str | None]:
+        order = StandingOrder(
+            id=new_id(),
+            user_id=user.id,
+            source_account_id=new.source_account_id,
+            destination_account_id=new.destination_account_id,
+            amount=amount,
+            currency=new.currency,
+            description=new.description,
+            frequency=new.frequency,
+            start_date=new.start_date,
+            end_date=new.end_date,
+            next_date=new.start_date,
+            status="active",
+            created_at=utcnow(),
+            updated_at=utcnow(),
+        )
+        rehearsal = s.begin_nested()
+        try:
+            request_transfer(
+                within(bank, s),
+                user,
+                transfer_request(order, None),
+                idempotency_key=f"standing-order-check:{order.id}",
+                body={},
+            )
+        finally:
+            rehearsal.rollback()
+        s.add(order)
+        audit.record(
+            s,
+            user.id,
+            "standing_order.created",
+            f"standing_order:{order.id}",
+            amount=format_minor(amount, new.currency),
+            currency=new.currency,
+            frequency=new.frequency,
+        )
+        s.flush()
+        return 201, order_view(order), None
+
+    if idempotency_key is None:
+        with bank.db.transaction() as s:
+            status, view, _ = create(s)
+        return Accepted(status, view, replayed=False)
+    return accept(
+        bank.db,
+        user_id=user.id,
+        key=idempotency_key,
+        request_fingerprint=fingerprint("POST", "/api/v1/standing-orders", body),
+        create=create,
+        ttl_seconds=bank.settings.idempotency_ttl_seconds,
+    )
+
+
+def _own(s: Session, user: User, order_id: str, *, lock: bool = False) -> StandingOrder:
+    valid = isinstance(order_id, str) and len(order_id) <= 36
+    order = s.get(StandingOrder, order_id, with_for_update=lock) if valid else None
+    if order is None or order.user_id != user.id:
+        raise NotFound("No such standing order.", code="standing_order_not_found")
+    return order
+
+
+def get_standing_order(bank: Bank, user: User, order_id: str, *, occurrences: int = 100) -> dict[str, Any]:
+    """The order with its latest occurrences, newest first."""
+    with bank.db.transaction() as s:
+        order = _own(s, user, order_id)
+        recent = s.scalars(
+            select(StandingOrderOccurrence)
+            .where(StandingOrderOccurrence.order_id == order.id)
+            .order_by(StandingOrderOccurrence.occurrence_date.desc())
+            .limit(occurrences)
+        )
+        return {**order_view(order), "occurrences": [occurrence_view(o) for o in recent]}
+
+
+def list_standing_orders(bank: Bank, user: User, *, limit: int | None, cursor: str | None) -> dict[str, Any]:
+    limit = check_limit(limit)
+    after = decode_cursor(cursor, 2)
+    query = select(StandingOrder).where(StandingOrder.user_id == user.id)
+    with bank.db.transaction() as s:
+        if after:
+            anchor = s.get(StandingOrder, str(after[1])[:36])
+            if anchor is not None and anchor.user_id == user.id:
+                query = query.where(
+                    (StandingOrder.created_at < anchor.created_at)
+                    | ((StandingOrder.created_at == anchor.created_at) & (StandingOrder.id < anchor.id))
+                )
+        order_by = (StandingOrder.created_at.desc(), StandingOrder.id.desc())
+        rows = list(s.scalars(query.order_by(*order_by).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {
+        "items": [order_view(o) for o in rows],
+        "next_cursor": encode_cursor(isoformat(rows[-1].created_at), rows[-1].id) if more else None,
+    }
+
+
+def cancel_standing_order(bank: Bank, user: User, order_id: str) -> None:
+    """No occurrence after this returns (it waits for a tick holding the order). Transfers already requested
+    go their way: a scheduled one can still be cancelled as a transfer."""
+    with bank.db.transaction() as s:
+        order = _own(s, user, order_id, lock=True)
+        if order.status != "active":
+            return
+        order.status, order.next_date, order.updated_at = "cancelled", None, utcnow()
+        audit.record(s, user.id, "standing_order.cancelled", f"standing_order:{order.id}")

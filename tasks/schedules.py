@@ -1,0 +1,39 @@
+"""Beat ticks for customers' schedules (queue `default`): reminders and standing orders. Each tick is a
+database-guarded claim, so any number of beats and workers running them double nothing."""
+
+from __future__ import annotations
+
+import logging
+
+from core import outbox, reminders, standing_orders
+from core.outbox import Outgoing
+from tasks import celery
+from tasks.publisher import send
+from tasks.runtime import bank
+
+log = logging.getLogger(__name__)
+
+
+def _publish(messages: list[Outgoing]) -> None:
+    try:
+        outbox.publish(bank().db, send, messages)
+    except outbox.PublishFailed:
+        log.warning("schedules: publishing failed; the outbox relay will send the rest")
+
+
+@celery.task(name="schedules.send_due_reminders")
+def send_due_reminders() -> int:
+    report = reminders.send_due_reminders(bank())
+    _publish(report.messages)
+    if report.skipped:
+        log.warning("schedules: %d reminder occurrence(s) too old to send, recorded as skipped", report.skipped)
+    return report.sent
+
+
+@celery.task(name="schedules.run_due_standing_orders")
+def run_due_standing_orders() -> int:
+    report = standing_orders.run_due_standing_orders(bank())
+    _publish(report.messages)
+    if report.skipped:
+        log.warning("schedules: %d standing order occurrence(s) too old to pay, recorded as skipped", report.skipped)
+    return report.requested

@@ -1,0 +1,108 @@
+"""Two beat processes and two workers against real PostgreSQL and Redis: a standing order due today and a reminder
+due in a few seconds are each acted on exactly once, however many ticks the beats fire."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.e2e.stack import ADMIN, Client
+
+pytestmark = pytest.mark.e2e
+RUN_SECONDS = 20
+
+
+def _beat(stack, name: str, tmp_path) -> None:
+    """A beat of its own, with its own schedule file (two beats must not share one)."""
+    stack._spawn(
+        name, ["-m", "celery", "-A", "tasks", "beat", "-s", str(tmp_path / f"{name}-schedule"), "--loglevel", "INFO"]
+    )
+
+
+def _counts(url: str, user_id: str) -> dict[str, int]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            one = lambda sql: int(conn.execute(text(sql), {"user": user_id}).scalar_one())  # noqa: E731
+            return {
+                "transfers": one("SELECT count(*) FROM transfers WHERE requested_by = :user"),
+                "order_occurrences": one("SELECT count(*) FROM standing_order_occurrences"),
+                "reminder_occurrences": one("SELECT count(*) FROM reminder_occurrences"),
+                "reminders_sent": one(
+                    "SELECT count(*) FROM notifications WHERE user_id = :user AND template = 'reminder'"
+                ),
+                "receipts": one(
+                    "SELECT count(*) FROM notifications WHERE user_id = :user AND template = 'transfer_posted'"
+                ),
+            }
+    finally:
+        engine.dispose()
+
+
+def test_two_beats_act_on_each_occurrence_once(e2e_env, stack_factory, tmp_path):
+    env = {**e2e_env, "BANKQ_SCHEDULE_TICK_SECONDS": "1"}
+    stack = stack_factory(env)
+    client = Client(stack.start_api())
+    stack.start_worker("worker", concurrency=2)
+    stack.start_worker("worker-2", queues="default,transfers", concurrency=2)
+    admin = client.login(*ADMIN)
+    user_id, token = client.customer("ada")
+    _, payee = client.customer("bob")
+    source, destination = client.account(token), client.account(payee)
+    deposit = client.call(
+        "POST", "/deposits", admin, "fund-ada", json={"account_id": source, "amount": "100.00", "currency": "EUR"}
+    )
+    assert client.wait_job(admin, deposit.json()["id"])["status"] == "succeeded"
+
+    first_day = datetime.now(UTC).date()
+    order = client.call(
+        "POST",
+        "/standing-orders",
+        token,
+        json={
+            "source_account_id": source,
+            "destination_account_id": destination,
+            "amount": "10.00",
+            "currency": "EUR",
+            "frequency": "daily",
+            "start_date": first_day.isoformat(),
+        },
+    )
+    assert order.status_code == 201, order.text
+    remind_at = (datetime.now(UTC) + timedelta(seconds=4)).isoformat()
+    reminder = client.call(
+        "POST", "/reminders", token, json={"message": "Rent", "remind_at": remind_at, "channel": "in_app"}
+    )
+    assert reminder.status_code == 201, reminder.text
+
+    _beat(stack, "beat-1", tmp_path)
+    _beat(stack, "beat-2", tmp_path)
+    started = time.monotonic()
+    time.sleep(RUN_SECONDS)
+    days = len({first_day, datetime.now(UTC).date()})  # a run across midnight (UTC) has a second due date
+
+    for name in ("beat-1", "beat-2"):
+        assert stack.procs[name].poll() is None, stack.log(name)[-2000:]
+        assert "schedules.run_due_standing_orders" in stack.log(name), stack.log(name)[-2000:]
+    counts = _counts(env["DATABASE_URL"], user_id)
+    assert counts == {
+        "transfers": days,
+        "order_occurrences": days,
+        "reminder_occurrences": 1,
+        "reminders_sent": 1,
+        "receipts": days,
+    }, (counts, stack.log("worker")[-3000:])
+    assert client.balance(token, source) == f"{100 - 10 * days}.00"
+    assert client.balance(payee, destination) == f"{10 * days}.00"
+    shown = client.call("GET", f"/standing-orders/{order.json()['id']}", token).json()
+    assert [o["status"] for o in shown["occurrences"]] == ["posted"] * days
+    [listed] = client.call("GET", "/reminders", token).json()["items"]
+    assert listed["status"] == "done"
+    [sent] = [n for n in client.call("GET", "/notifications", token).json()["items"] if n["template"] == "reminder"]
+    assert sent["status"] == "sent"
+    ledger = client.call("GET", "/admin/ledger/check", admin).json()
+    assert ledger["ok"], ledger
+    assert time.monotonic() - started < 40
