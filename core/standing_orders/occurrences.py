@@ -96,7 +96,12 @@ def _request(bank: Bank, s: Session, order: StandingOrder, owner: User, day: dat
     try:
         with s.begin_nested():
             accepted = request_transfer(
-                within(bank, s), owner, transfer_request(order, day), idempotency_key=key, body=body
+                within(bank, s),
+                owner,
+                transfer_request(order, day),
+                idempotency_key=key,
+                body=body,
+                preauthorised=True,
             )
     except (DependencyUnavailable, TransientError):
         raise

@@ -152,6 +152,7 @@ def create_standing_order(
                 transfer_request(order, None),
                 idempotency_key=f"standing-order-check:{order.id}",
                 body={},
+                preauthorised=True,
             )
         finally:
             rehearsal.rollback()

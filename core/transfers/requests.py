@@ -115,8 +115,17 @@ def _check_sender(bank: Bank, s: Session, source: Account, caller: User) -> None
 
 
 def request_transfer(
-    bank: Bank, user: User, cmd: TransferRequest, *, idempotency_key: str | None, body: dict[str, Any]
+    bank: Bank,
+    user: User,
+    cmd: TransferRequest,
+    *,
+    idempotency_key: str | None,
+    body: dict[str, Any],
+    preauthorised: bool = False,
 ) -> Accepted:
+    """`preauthorised`: the customer authorised this payment in advance (a standing order's occurrence), so a
+    large amount does not wait for a one-time code."""
+
     def create(s: Session) -> tuple[int, dict[str, Any], str | None]:
         by_number = _load_accounts(s, cmd)
         source = visible_account(s, user, cmd.source_account_id)
@@ -148,7 +157,7 @@ def request_transfer(
             created_at=now,
         )
         hold = None
-        if confirmation.needs_confirmation(bank.settings, transfer):
+        if not preauthorised and confirmation.needs_confirmation(bank.settings, transfer):
             owner = user if source.owner_id == user.id else s.get(User, source.owner_id)
             hold = (bank.settings, owner, destination)
         return _accepted(s, user, transfer, available_at=execute_at if scheduled else None, hold=hold)

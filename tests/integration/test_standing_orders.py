@@ -341,3 +341,13 @@ def test_idempotency_key_replays_the_first_order(bank, client):
     changed = client.post("/api/v1/standing-orders", json={**body, "amount": "11.00"}, headers=keyed)
     assert changed.status_code == 422 and changed.get_json()["code"] == "idempotency_key_reused"
     assert _count(bank, StandingOrder) == 1
+
+
+def test_a_large_standing_order_was_authorised_when_set_up_and_posts_without_a_code(bank, client):
+    clock.freeze(JAN_31)
+    user, headers, source, destination = _setup(bank, client, balance_minor=10_000_00)
+    _create(client, headers, source, destination, amount="2500.00")
+    assert _count(bank, Notification, Notification.template == "transfer_confirmation") == 0
+    assert standing_orders.run_due_standing_orders(bank).requested == 1
+    assert len(_post_queued(bank)) == 1
+    assert _balance(bank, destination) == 2_500_00
