@@ -76,6 +76,7 @@ class Settings:
     sms_provider_url: str | None = None
     sms_provider_token: str | None = None
     otp_pepper: str = ""
+    kyc_reminder_days: int = 3
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -124,4 +125,5 @@ class Settings:
             sms_provider_url=env.get("SMS_PROVIDER_URL") or None,
             sms_provider_token=env.get("SMS_PROVIDER_TOKEN") or None,
             otp_pepper=env.get("BANKQ_OTP_PEPPER") or "",
+            kyc_reminder_days=max(1, _int(env, "BANKQ_KYC_REMINDER_DAYS", 3)),
         )

@@ -7,6 +7,7 @@ import logging
 from celery.signals import worker_ready
 
 from core import idempotency, jobs, notifications, outbox
+from core.kyc import reminders
 from core.transfers import confirmation, release_due_scheduled
 from tasks import celery
 from tasks.publisher import send
@@ -44,6 +45,11 @@ def redrive_notifications() -> int:
 @celery.task(name="maintenance.expire_unconfirmed_transfers")
 def expire_unconfirmed_transfers() -> int:
     return confirmation.expire_unconfirmed(bank())
+
+
+@celery.task(name="maintenance.remind_unverified_kyc")
+def remind_unverified_kyc() -> int:
+    return reminders.remind_unverified(bank())
 
 
 @celery.task(name="maintenance.purge_idempotency_keys")

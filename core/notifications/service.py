@@ -72,14 +72,17 @@ def queue_notification(
     template: str,
     context: dict[str, Any],
     recipient: str | None = None,
+    notification_id: str | None = None,
 ) -> Notification:
-    """Add the notification and its outbox message to the caller's transaction: it exists iff that commits."""
+    """Add the notification and its outbox message to the caller's transaction: it exists iff that commits.
+    A caller that must send a message at most once (e.g. once per period) passes a deterministic id: the primary
+    key then refuses the second one."""
     if channel not in CHANNELS:
         raise ValidationFailed("Unknown notification channel.", code="unknown_channel",
                                errors={"channel": [f"Must be one of {', '.join(CHANNELS)}."]})
     spec = template_for(template, context)
     to = recipient or _default_recipient(user, channel)
-    notification_id = new_id()
+    notification_id = notification_id or new_id()
     now = utcnow()
     notification = Notification(
         id=notification_id,

@@ -34,6 +34,7 @@ TEMPLATES: dict[str, Template] = {
     "transfer_confirmation": Template("Confirm your transfer", ("code", "amount", "currency", "payee")),
     "kyc_outcome": Template("Your identity check", ("status",)),
     "reminder": Template("A reminder from bankq", ("message",)),
+    "kyc_reminder": Template("Finish verifying your identity", ("days",)),
 }
 
 

@@ -22,6 +22,7 @@ SAMPLES = {
     },
     "transfer_confirmation": {"code": "482913", "amount": "1200.00", "currency": "EUR", "payee": "Ada"},
     "kyc_outcome": {"status": "rejected", "reasons": ["document_expired", "name_mismatch"]},
+    "kyc_reminder": {"days": 6},
     "reminder": {"message": "Your card expires next month."},
 }
 
