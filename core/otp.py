@@ -315,3 +315,12 @@ __all__ = [
     "verify_for_subject",
     "verify_own_code",
 ]
+
+
+def purge_old_codes(db: Database, *, keep: timedelta = timedelta(days=1)) -> int:
+    """Beat: codes are worthless once expired; keep a day of them for support questions, then delete."""
+    from sqlalchemy import delete
+
+    with db.transaction() as s:
+        result = s.execute(delete(OneTimeCode).where(OneTimeCode.expires_at < utcnow() - keep))
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -6,7 +6,7 @@ import logging
 
 from celery.signals import worker_ready
 
-from core import idempotency, jobs, notifications, outbox
+from core import idempotency, jobs, notifications, otp, outbox
 from core.kyc import reminders
 from core.transfers import confirmation, release_due_scheduled
 from tasks import celery
@@ -50,6 +50,11 @@ def expire_unconfirmed_transfers() -> int:
 @celery.task(name="maintenance.remind_unverified_kyc")
 def remind_unverified_kyc() -> int:
     return reminders.remind_unverified(bank())
+
+
+@celery.task(name="maintenance.purge_old_codes")
+def purge_old_codes() -> int:
+    return otp.purge_old_codes(bank().db)
 
 
 @celery.task(name="maintenance.purge_idempotency_keys")

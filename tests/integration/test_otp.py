@@ -370,3 +370,20 @@ def test_settings_pepper_is_used_when_set(bank) -> None:
     assert otp.code_hash(peppered, "x", "123456") == hmac.new(b"a-separate-pepper", b"x:123456", "sha256").hexdigest()
     assert otp.code_hash(peppered, "x", "123456") != otp.code_hash(bank.settings, "x", "123456")
     assert timedelta(minutes=10) == otp.CODE_TTL
+
+
+def test_expired_codes_are_purged_after_a_day(bank):
+    from core import otp as otp_core
+    from core.clock import clock, utcnow
+    from core.models import OneTimeCode
+    from tests.support import make_user
+
+    user = make_user(bank)
+    clock.freeze(utcnow())
+    with bank.db.transaction() as s:
+        otp_core.issue_code(s, bank.settings, user, purpose="login", channel="email")
+    assert otp_core.purge_old_codes(bank.db) == 0
+    clock.advance(minutes=10, days=1, seconds=1)
+    assert otp_core.purge_old_codes(bank.db) == 1
+    with bank.db.transaction() as s:
+        assert s.query(OneTimeCode).count() == 0
