@@ -6,9 +6,16 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     BANKQ_DATA_DIR=/data \
-    WEB_CONCURRENCY=2
+    WEB_CONCURRENCY=2 \
+    OMP_THREAD_LIMIT=1
 
 WORKDIR /app
+
+# tesseract (with its English model) reads identity documents in the kyc worker; one thread per process,
+# the worker scales by processes.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends tesseract-ocr tesseract-ocr-eng \
+    && rm -rf /var/lib/apt/lists/*
 
 COPY requirements.txt .
 RUN pip install -r requirements.txt
