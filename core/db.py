@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -96,6 +96,21 @@ class Database:
             raise
         finally:
             session.close()
+
+    @contextmanager
+    def statement(self) -> Iterator[Connection]:
+        """Like single(), on a Core connection: no ORM session to build for a statement that needs none."""
+        if self._autocommit is None:
+            with self.transaction() as s:
+                yield s.connection()
+            return
+        try:
+            with self._autocommit.connect() as conn:
+                yield conn
+        except OperationalError as exc:
+            if _is_outage(exc):
+                raise DependencyUnavailable("The database is unavailable.", code="database_unavailable") from exc
+            raise
 
     def get(self, model: type[T], key: Any) -> T | None:
         """One row by primary key, in one statement, detached with its attributes loaded."""

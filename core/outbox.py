@@ -87,8 +87,8 @@ def _send_all(db: Database, send: Send, messages: list[Outgoing]) -> tuple[int, 
             log.warning("outbox: could not publish job %s: %s", m.job_id, failed[m.id])
             break
     if sent:  # one statement for everything sent, however many requests it came from
-        with db.single() as s:
-            s.execute(delete(OutboxMessage).where(OutboxMessage.id.in_(sent)))
+        with db.statement() as conn:
+            conn.execute(delete(OutboxMessage).where(OutboxMessage.id.in_(sent)))
     if not failed:
         return len(sent), 0
     with db.transaction() as s:

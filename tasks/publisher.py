@@ -78,7 +78,20 @@ def _publish_in_background(db: Database, messages: list[Outgoing | int]) -> None
     if time.monotonic() < _broker_down_until:
         return  # left to the relay
     try:
-        outbox.publish(db, send, messages)
+        with celery.producer_or_acquire() as producer:  # one pooled producer for the whole batch
+
+            def send_with(task_name: str, queue: str, job_id: str) -> None:
+                celery.send_task(
+                    task_name,
+                    args=[job_id],
+                    task_id=job_id,
+                    queue=queue,
+                    routing_key=queue,
+                    retry=False,
+                    producer=producer,
+                )
+
+            outbox.publish(db, send_with, messages)
     except Exception:
         log.warning("publishing after accept failed; the outbox relay will retry", exc_info=True)
         _broker_down_until = time.monotonic() + BREAKER_SECONDS

@@ -32,6 +32,7 @@ HOLDER_WAIT = "2s"
 LOCK_NOT_AVAILABLE = "55P03"
 # Core tables: the batch writes go around the ORM unit of work (no per-row UPDATE, no RETURNING).
 ACCOUNTS, ENTRIES, JOBS, TRANSFERS = (cast(Table, m.__table__) for m in (Account, Entry, Job, Transfer))
+_STATUS = select(JOBS.c.status, JOBS.c.available_at).where(JOBS.c.id == bindparam("id"))
 
 
 @dataclass
@@ -87,8 +88,8 @@ def post_transfer_jobs(db: Database, job_id: str, *, batch_size: int = 100) -> P
 
 def _maybe_due(db: Database, job_id: str) -> bool:
     """One indexed look-up without locks: a terminal job stays terminal, so only a queued one is worth a claim."""
-    with db.single() as s:
-        row = s.execute(select(Job.status, Job.available_at).where(Job.id == job_id)).first()
+    with db.statement() as conn:
+        row = conn.execute(_STATUS, {"id": job_id}).first()
     return row is not None and row.status == "queued" and as_utc(row.available_at) <= utcnow()
 
 
