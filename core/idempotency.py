@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from core.clock import as_utc, utcnow
 from core.db import Database
 from core.errors import BadRequest, Conflict, ValidationFailed
+from core.jobs import written_messages
 from core.models import IdempotencyKey, OutboxMessage
 from core.outbox import Outgoing, outgoing
 
@@ -113,7 +114,7 @@ def _accept_once(
         )
         # The outbox rows `create` wrote are still in the session: held here, they get their ids from the flush
         # and need not be read back. (The identity map holds flushed objects only weakly.)
-        written = [o for o in (*s.new, *s.identity_map.values()) if isinstance(o, OutboxMessage)]
+        written = written_messages(s)
         s.flush()
         # Everything this request wrote to the outbox (the job's message, and e.g. a one-time code's email).
         messages = [outgoing(o) for o in written]

@@ -80,9 +80,23 @@ def new_job(
 
 def enqueue(session: Session, job: Job) -> OutboxMessage:
     """Record that the job's message must reach the broker; published after commit, relayed if not."""
-    message = OutboxMessage(task_name=job.task_name, queue=job.queue, job_id=job.id)
+    return add_message(session, job.task_name, job.queue, job.id)
+
+
+def add_message(session: Session, task_name: str, queue: str, message_id: str) -> OutboxMessage:
+    """An outbox row in this transaction. The session keeps a strong reference to every one, so the code that
+    commits can publish them all at once (see `written_messages`)."""
+    message = OutboxMessage(task_name=task_name, queue=queue, job_id=message_id)
     session.add(message)
+    session.info.setdefault(_WRITTEN, []).append(message)
     return message
+
+
+def written_messages(session: Session) -> list[OutboxMessage]:
+    return list(session.info.get(_WRITTEN, []))
+
+
+_WRITTEN = "bankq.outbox.written"
 
 
 def finish(

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from core.bank import Bank
 from core.clock import as_utc, utcnow
 from core.errors import ValidationFailed
+from core.jobs import add_message
 from core.models import Notification, OutboxMessage, User, new_id
 from core.notifications.errors import DeliveryDeferred, DeliveryFailed, RetryLater
 from core.notifications.mail import build_message, mailer_for
@@ -100,7 +101,7 @@ def queue_notification(
         next_attempt_at=now,
     )
     session.add(notification)
-    session.add(OutboxMessage(task_name=TASK_NAME, queue=QUEUE, job_id=notification_id))
+    add_message(session, TASK_NAME, QUEUE, notification_id)
     return notification
 
 
@@ -261,7 +262,7 @@ def redrive_stuck(bank: Bank, *, limit: int = 500) -> int:
         )
         for n in stuck:
             n.status, n.next_attempt_at, n.updated_at = "queued", now + grace, now
-            s.add(OutboxMessage(task_name=TASK_NAME, queue=QUEUE, job_id=n.id))
+            add_message(s, TASK_NAME, QUEUE, n.id)
     if stuck:
         log.warning("re-driving %d notification(s)", len(stuck))
     return len(stuck)
