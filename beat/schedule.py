@@ -25,6 +25,7 @@ def beat_schedule_for(settings: Settings) -> dict[str, dict[str, Any]]:
         "redrive-notifications": {"task": "maintenance.redrive_notifications", "schedule": 30.0},
         "expire-unconfirmed-transfers": {"task": "maintenance.expire_unconfirmed_transfers", "schedule": 15.0},
         "remind-unverified-kyc": {"task": "maintenance.remind_unverified_kyc", "schedule": 3600.0},
+        "send-transfer-receipts": {"task": "maintenance.send_transfer_receipts", "schedule": 5.0},
         "purge-old-codes": {"task": "maintenance.purge_old_codes", "schedule": 3600.0},
         "purge-idempotency-keys": {"task": "maintenance.purge_idempotency_keys", "schedule": 3600.0},
         "send-due-reminders": {"task": "schedules.send_due_reminders", "schedule": tick, "options": schedules},

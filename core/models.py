@@ -114,7 +114,9 @@ class Transfer(Base):
     execute_at: Mapped[datetime | None] = mapped_column(Timestamp)
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     posted_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    receipt_at: Mapped[datetime | None] = mapped_column(Timestamp)
     __table_args__ = (
+        Index("ix_transfers_receipt_pending", "receipt_at", "status"),
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("source_account_id <> destination_account_id", name="distinct_accounts"),
         CheckConstraint("kind IN ('transfer', 'deposit', 'withdrawal')", name="kind"),

@@ -8,7 +8,7 @@ from celery.signals import worker_ready
 
 from core import idempotency, jobs, notifications, otp, outbox
 from core.kyc import reminders
-from core.transfers import confirmation, release_due_scheduled
+from core.transfers import confirmation, receipts, release_due_scheduled
 from tasks import celery
 from tasks.publisher import send
 from tasks.runtime import bank
@@ -50,6 +50,11 @@ def expire_unconfirmed_transfers() -> int:
 @celery.task(name="maintenance.remind_unverified_kyc")
 def remind_unverified_kyc() -> int:
     return reminders.remind_unverified(bank())
+
+
+@celery.task(name="maintenance.send_transfer_receipts")
+def send_transfer_receipts() -> int:
+    return receipts.send_receipts(bank())
 
 
 @celery.task(name="maintenance.purge_old_codes")
