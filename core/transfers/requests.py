@@ -159,6 +159,7 @@ def request_transfer(
         hold = None
         if not preauthorised and confirmation.needs_confirmation(bank.settings, transfer):
             owner = user if source.owner_id == user.id else s.get(User, source.owner_id)
+            assert owner is not None  # _check_sender has refused an account without an active holder
             hold = (bank.settings, owner, destination)
         return _accepted(s, user, transfer, available_at=execute_at if scheduled else None, hold=hold)
 

@@ -102,7 +102,8 @@ def test_expired_and_forged_tokens_are_refused(bank, client):
     )
     answer = client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {expired}"})
     assert answer.status_code == 401 and answer.get_json()["code"] == "token_expired"
-    forged = pyjwt.encode({"sub": user.id, "jti": "y", "type": "access", "tv": 0}, "not-our-secret-but-long-enough-for-hs256-0123", algorithm="HS256")
+    claims = {"sub": user.id, "jti": "y", "type": "access", "tv": 0}
+    forged = pyjwt.encode(claims, "not-our-secret-but-long-enough-for-hs256-0123", algorithm="HS256")
     assert client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {forged}"}).status_code == 401
     assert client.get("/api/v1/auth/me").get_json()["code"] == "token_missing"
     assert client.get("/api/v1/auth/me", headers=headers).status_code == 200
