@@ -73,7 +73,8 @@ def from_http_exception(exc: HTTPException) -> Response:
     code = HTTP_CODES.get(status, "error")
     detail = exc.description if isinstance(exc.description, str) else None
     errors = _flatten(messages) if messages else None
-    if status == 400 and errors and any("json" in k.lower() or "Invalid JSON" in " ".join(v) for k, v in errors.items()):
+    bad_json = errors and any("json" in k.lower() or "Invalid JSON" in " ".join(v) for k, v in errors.items())
+    if status == 400 and bad_json:
         code, detail = "malformed_json", "The request body is not valid JSON."
     elif status == 400 and "json" in (detail or "").lower():
         code = "malformed_json"
