@@ -14,6 +14,14 @@ ID = {"validate": validate.Length(min=1, max=64)}
 USERNAME = validate.Regexp(r"^[A-Za-z0-9_.-]{3,64}$", error="3-64 letters, digits, '_', '.' or '-'.")
 PHONE = validate.Regexp(r"^\+?[0-9][0-9 ()-]{4,30}$", error="Not a phone number.")
 CURRENCY = validate.Regexp(r"^[A-Z]{3}$", error="An ISO 4217 code such as EUR.")
+TIME_ZONE = {
+    "validate": validate.Length(min=1, max=64),
+    "metadata": {
+        "description": "An IANA time zone name such as Europe/Berlin, used only to show times in local time; "
+        "every time is stored in UTC.",
+        "example": "Europe/Berlin",
+    },
+}
 
 
 def _storable(value: Any) -> bool:
@@ -73,6 +81,13 @@ class RegisterIn(Strict):
     full_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     date_of_birth = fields.Date(allow_none=True)
     phone = fields.String(allow_none=True, validate=PHONE)
+    time_zone = fields.String(load_default="UTC", **TIME_ZONE)
+
+
+class ProfileIn(Strict):
+    full_name = fields.String(validate=validate.Length(min=1, max=200))
+    phone = fields.String(allow_none=True, validate=PHONE, metadata={"description": "null removes the number."})
+    time_zone = fields.String(**TIME_ZONE)
 
 
 class AdminUserIn(RegisterIn):
@@ -98,6 +113,7 @@ class UserOut(Schema):
     full_name = fields.String()
     date_of_birth = fields.String(allow_none=True)
     phone = fields.String(allow_none=True)
+    time_zone = fields.String(metadata={"description": "IANA name; times are shown in it, stored in UTC."})
     role = fields.String()
     kyc_status = fields.String()
     status = fields.String()

@@ -10,6 +10,21 @@ from api.schemas import AMOUNT, CURRENCY, ID, PageArgs, Strict, _utc_representab
 
 CHANNELS = ["email", "sms", "in_app"]
 FREQUENCIES = ["daily", "weekly", "monthly"]
+UTC_DATE = "A UTC date (YYYY-MM-DD): an occurrence is due from 00:00 UTC of its date, whatever the customer's zone."
+
+
+def _local(of: str) -> fields.String:
+    return fields.String(
+        allow_none=True,
+        metadata={
+            "description": f"`{of}` in the customer's `time_zone`: ISO 8601 with that zone's offset then "
+            "(for display; the UTC field is the truth)."
+        },
+    )
+
+
+def _time_zone() -> fields.String:
+    return fields.String(metadata={"description": "The customer's IANA time zone used for the *_local fields."})
 
 
 class ReminderIn(Strict):
@@ -27,11 +42,14 @@ class ReminderIn(Strict):
 class ReminderOut(Schema):
     id = fields.String()
     message = fields.String()
-    remind_at = fields.String()
+    remind_at = fields.String(metadata={"description": "RFC 3339 UTC."})
+    remind_at_local = _local("remind_at")
     channel = fields.String(metadata={"enum": CHANNELS})
     repeat = fields.String(metadata={"enum": ["none", *FREQUENCIES]})
     status = fields.String(metadata={"enum": ["active", "done", "cancelled"]})
-    next_at = fields.String(allow_none=True)
+    next_at = fields.String(allow_none=True, metadata={"description": "RFC 3339 UTC."})
+    next_at_local = _local("next_at")
+    time_zone = _time_zone()
     created_at = fields.String()
 
 
@@ -50,13 +68,17 @@ class StandingOrderIn(Strict):
     amount = AMOUNT
     currency = fields.String(required=True, validate=CURRENCY)
     frequency = fields.String(required=True, validate=validate.OneOf(FREQUENCIES))
-    start_date = fields.Date(required=True, metadata={"description": "The first payment: today (UTC) or later."})
-    end_date = fields.Date(allow_none=True, load_default=None, metadata={"description": "The last possible payment."})
+    start_date = fields.Date(
+        required=True, metadata={"description": f"The first payment: today (UTC) or later. {UTC_DATE}"}
+    )
+    end_date = fields.Date(
+        allow_none=True, load_default=None, metadata={"description": f"The last possible payment. {UTC_DATE}"}
+    )
     description = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=500))
 
 
 class OccurrenceOut(Schema):
-    date = fields.String()
+    date = fields.String(metadata={"description": UTC_DATE})
     status = fields.String(metadata={"enum": ["requested", "posted", "failed", "cancelled", "skipped"]})
     job_id = fields.String(allow_none=True)
     transfer_id = fields.String(allow_none=True)
@@ -72,11 +94,13 @@ class StandingOrderOut(Schema):
     currency = fields.String()
     description = fields.String(allow_none=True)
     frequency = fields.String(metadata={"enum": FREQUENCIES})
-    start_date = fields.String()
-    end_date = fields.String(allow_none=True)
+    start_date = fields.String(metadata={"description": UTC_DATE})
+    end_date = fields.String(allow_none=True, metadata={"description": UTC_DATE})
     status = fields.String(metadata={"enum": ["active", "ended", "cancelled"]})
-    next_date = fields.String(allow_none=True)
-    created_at = fields.String()
+    next_date = fields.String(allow_none=True, metadata={"description": UTC_DATE})
+    created_at = fields.String(metadata={"description": "RFC 3339 UTC."})
+    created_at_local = _local("created_at")
+    time_zone = _time_zone()
 
 
 class StandingOrderDetail(StandingOrderOut):

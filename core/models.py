@@ -56,6 +56,7 @@ class User(Base):
     full_name: Mapped[str] = mapped_column(String(200))
     date_of_birth: Mapped[date | None] = mapped_column(Date)
     phone: Mapped[str | None] = mapped_column(String(32))
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
     role: Mapped[str] = mapped_column(String(16), default="customer")
     kyc_status: Mapped[str] = mapped_column(String(16), default="unverified")
     status: Mapped[str] = mapped_column(String(16), default="active")

@@ -25,6 +25,7 @@ from core.notifications import CHANNELS, queue_notification
 from core.outbox import Outgoing, outgoing
 from core.pagination import check_limit, decode_cursor, encode_cursor
 from core.schedule_math import FREQUENCIES, add_months, catch_up_days, following_at
+from core.time_zones import local_isoformat
 
 REPEATS = ("none", *FREQUENCIES)
 MAX_AHEAD_MONTHS = 24
@@ -50,15 +51,19 @@ class TickReport:
     messages: list[Outgoing] = field(default_factory=list)
 
 
-def reminder_view(r: Reminder) -> dict[str, Any]:
+def reminder_view(r: Reminder, time_zone: str) -> dict[str, Any]:
+    """UTC times, and the same instants in the customer's zone for display."""
     return {
         "id": r.id,
         "message": r.message,
         "remind_at": isoformat(r.remind_at),
+        "remind_at_local": local_isoformat(r.remind_at, time_zone),
         "channel": r.channel,
         "repeat": r.repeat,
         "status": r.status,
         "next_at": isoformat(r.next_at),
+        "next_at_local": local_isoformat(r.next_at, time_zone),
+        "time_zone": time_zone,
         "created_at": isoformat(r.created_at),
     }
 
@@ -100,7 +105,7 @@ def create_reminder(bank: Bank, user: User, new: NewReminder) -> dict[str, Any]:
         s.add(reminder)
         s.flush()
         audit.record(s, user.id, "reminder.created", f"reminder:{reminder.id}", repeat=new.repeat)
-        return reminder_view(reminder)
+        return reminder_view(reminder, user.time_zone)
 
 
 def _own(s: Session, user: User, reminder_id: str, *, lock: bool = False) -> Reminder:
@@ -113,7 +118,7 @@ def _own(s: Session, user: User, reminder_id: str, *, lock: bool = False) -> Rem
 
 def get_reminder(bank: Bank, user: User, reminder_id: str) -> dict[str, Any]:
     with bank.db.transaction() as s:
-        return reminder_view(_own(s, user, reminder_id))
+        return reminder_view(_own(s, user, reminder_id), user.time_zone)
 
 
 def list_reminders(bank: Bank, user: User, *, limit: int | None, cursor: str | None) -> dict[str, Any]:
@@ -133,7 +138,7 @@ def list_reminders(bank: Bank, user: User, *, limit: int | None, cursor: str | N
     more = len(rows) > limit
     rows = rows[:limit]
     return {
-        "items": [reminder_view(r) for r in rows],
+        "items": [reminder_view(r, user.time_zone) for r in rows],
         "next_cursor": encode_cursor(isoformat(rows[-1].created_at), rows[-1].id) if more else None,
     }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -17,9 +18,12 @@ from core.errors import Conflict, Forbidden, NotFound, RateLimited, Unauthorized
 from core.models import User
 from core.security import check_password_strength, hash_password, verify_password
 from core.settings import Settings
+from core.time_zones import DEFAULT as DEFAULT_TIME_ZONE
+from core.time_zones import check_time_zone
 
 ROLES = ("customer", "teller", "admin")
 STAFF = ("teller", "admin")
+PROFILE_FIELDS = ("full_name", "phone", "time_zone")
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,7 @@ class NewUser:
     date_of_birth: date | None = None
     phone: str | None = None
     role: str = "customer"
+    time_zone: str = DEFAULT_TIME_ZONE
 
 
 def user_view(user: User) -> dict[str, Any]:
@@ -41,6 +46,7 @@ def user_view(user: User) -> dict[str, Any]:
         "full_name": user.full_name,
         "date_of_birth": user.date_of_birth.isoformat() if user.date_of_birth else None,
         "phone": user.phone,
+        "time_zone": user.time_zone,
         "role": user.role,
         "kyc_status": user.kyc_status,
         "status": user.status,
@@ -64,6 +70,7 @@ def _insert_user(session: Session, new: NewUser) -> User:
         raise ValidationFailed("Unknown role.", errors={"role": [f"Must be one of {', '.join(ROLES)}."]})
     check_password_strength(new.password, username=username)
     _check_birth_date(new.date_of_birth)
+    time_zone = check_time_zone(new.time_zone)
     if session.scalar(select(User.id).where(User.username == username)):
         raise Conflict("That username is taken.", code="username_taken")
     if session.scalar(select(User.id).where(User.email == email)):
@@ -75,6 +82,7 @@ def _insert_user(session: Session, new: NewUser) -> User:
         full_name=new.full_name.strip(),
         date_of_birth=new.date_of_birth,
         phone=new.phone,
+        time_zone=time_zone,
         role=new.role,
     )
     session.add(user)
@@ -90,6 +98,30 @@ def register(db: Database, new: NewUser, *, actor_id: str | None = None) -> dict
             return user_view(user)
     except IntegrityError as exc:
         raise Conflict("That username or email is already registered.", code="username_taken") from exc
+
+
+def update_profile(db: Database, user_id: str, changes: Mapping[str, Any]) -> dict[str, Any]:
+    """The user's own profile: any of full_name, phone (None removes it) and time_zone."""
+    unknown = sorted(set(changes) - set(PROFILE_FIELDS))
+    if unknown:
+        raise ValidationFailed("Not a profile field.", errors={name: ["Unknown field."] for name in unknown})
+    if "time_zone" in changes:
+        check_time_zone(changes["time_zone"])
+    if "full_name" in changes and not (isinstance(changes["full_name"], str) and changes["full_name"].strip()):
+        raise ValidationFailed("Invalid name.", errors={"full_name": ["Must not be blank."]})
+    with db.transaction() as s:
+        user = s.get(User, user_id, with_for_update=True)
+        if user is None:
+            raise NotFound("No such user.")
+        if "full_name" in changes:
+            user.full_name = changes["full_name"].strip()
+        if "phone" in changes:
+            user.phone = changes["phone"]
+        if "time_zone" in changes:
+            user.time_zone = changes["time_zone"]
+        if changes:
+            audit.record(s, user.id, "user.profile_updated", f"user:{user.id}", fields=sorted(changes))
+        return user_view(user)
 
 
 def authenticate(db: Database, settings: Settings, username: str, password: str) -> User:

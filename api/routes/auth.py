@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask_jwt_extended import jwt_required
 from flask_smorest import Blueprint
 
-from api.schemas import LoginIn, RegisterIn, TokensOut, UserOut
+from api.schemas import LoginIn, ProfileIn, RegisterIn, TokensOut, UserOut
 from api.schemas_otp import PasswordResetAccepted, PasswordResetConfirmIn, PasswordResetIn
 from api.security import bank, current_user, issue_tokens, refreshed_access_token, revoke_current_tokens
 from core import password_reset, users
@@ -53,6 +53,19 @@ def logout() -> tuple[str, int]:
 @blp.response(200, UserOut)
 def me() -> dict:
     return users.user_view(current_user())
+
+
+@blp.patch("/me")
+@blp.doc(
+    security=BEARER,
+    description="Change the caller's own profile: any of `full_name`, `phone` (null removes it) and "
+    "`time_zone` (an IANA name; 422 `validation_error` on `time_zone` for an unknown one).",
+)
+@jwt_required()
+@blp.arguments(ProfileIn)
+@blp.response(200, UserOut)
+def update_me(body: dict) -> dict:
+    return users.update_profile(bank().db, current_user().id, body)
 
 
 RESET_ACCEPTED = {"detail": "If the address belongs to an account, a reset code has been sent to it."}

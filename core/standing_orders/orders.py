@@ -20,6 +20,7 @@ from core.models import StandingOrder, StandingOrderOccurrence, User, new_id
 from core.money import check_currency, format_minor, parse_amount
 from core.pagination import check_limit, decode_cursor, encode_cursor
 from core.schedule_math import FREQUENCIES
+from core.time_zones import local_isoformat
 from core.transfers import TransferRequest, request_transfer
 
 MAX_START_AHEAD = timedelta(days=366)
@@ -37,7 +38,8 @@ class NewStandingOrder:
     description: str | None = None
 
 
-def order_view(o: StandingOrder) -> dict[str, Any]:
+def order_view(o: StandingOrder, time_zone: str) -> dict[str, Any]:
+    """Dates are UTC dates (an occurrence is due at 00:00 UTC of its date); instants also in the customer's zone."""
     return {
         "id": o.id,
         "source_account_id": o.source_account_id,
@@ -51,6 +53,8 @@ def order_view(o: StandingOrder) -> dict[str, Any]:
         "status": o.status,
         "next_date": o.next_date.isoformat() if o.next_date else None,
         "created_at": isoformat(o.created_at),
+        "created_at_local": local_isoformat(o.created_at, time_zone),
+        "time_zone": time_zone,
     }
 
 
@@ -167,7 +171,7 @@ def create_standing_order(
             frequency=new.frequency,
         )
         s.flush()
-        return 201, order_view(order), None
+        return 201, order_view(order, user.time_zone), None
 
     if idempotency_key is None:
         with bank.db.transaction() as s:
@@ -201,7 +205,7 @@ def get_standing_order(bank: Bank, user: User, order_id: str, *, occurrences: in
             .order_by(StandingOrderOccurrence.occurrence_date.desc())
             .limit(occurrences)
         )
-        return {**order_view(order), "occurrences": [occurrence_view(o) for o in recent]}
+        return {**order_view(order, user.time_zone), "occurrences": [occurrence_view(o) for o in recent]}
 
 
 def list_standing_orders(bank: Bank, user: User, *, limit: int | None, cursor: str | None) -> dict[str, Any]:
@@ -221,7 +225,7 @@ def list_standing_orders(bank: Bank, user: User, *, limit: int | None, cursor: s
     more = len(rows) > limit
     rows = rows[:limit]
     return {
-        "items": [order_view(o) for o in rows],
+        "items": [order_view(o, user.time_zone) for o in rows],
         "next_cursor": encode_cursor(isoformat(rows[-1].created_at), rows[-1].id) if more else None,
     }
 

@@ -68,7 +68,9 @@ def test_a_reminder_once(bank, client):
     created = _create(client, headers, channel="email")
     assert created["status"] == "active" and created["repeat"] == "none"
     assert created["remind_at"] == created["next_at"] == "2027-01-31T09:00:00Z"
-    assert set(created) == {"id", "message", "remind_at", "channel", "repeat", "status", "next_at", "created_at"}
+    shown = {"id", "message", "remind_at", "channel", "repeat", "status", "next_at", "created_at"}
+    assert set(created) == shown | {"remind_at_local", "next_at_local", "time_zone"}
+    assert created["time_zone"] == "UTC" and created["remind_at_local"] == "2027-01-31T09:00:00+00:00"
 
     assert reminders.send_due_reminders(bank).sent == 0  # not due yet
     clock.advance(hours=1)
