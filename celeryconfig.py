@@ -59,3 +59,12 @@ timezone = "UTC"
 enable_utc = True
 beat_schedule = beat_schedule_for(_settings)
 beat_schedule_filename = str(_settings.data_dir / "celerybeat-schedule")
+if _settings.redis_url:
+    # On the real stack a second beat waits for RedBeat's lock instead of ticking too. The ticks would be harmless
+    # twice (each is a database-guarded claim); the lock just saves the work.
+    beat_scheduler = "redbeat.RedBeatScheduler"
+    redbeat_redis_url = _settings.redis_url
+    redbeat_key_prefix = "bankq:redbeat:"
+    redbeat_lock_timeout = 30
+    # A waiting beat polls the lock every beat_max_loop_interval: after the holder dies it takes over within ~35 s.
+    beat_max_loop_interval = 5

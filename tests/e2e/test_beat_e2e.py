@@ -15,10 +15,22 @@ pytestmark = pytest.mark.e2e
 RUN_SECONDS = 20
 
 
-def _beat(stack, name: str, tmp_path) -> None:
+def _beat(stack, name: str, tmp_path, *scheduler: str) -> None:
     """A beat of its own, with its own schedule file (two beats must not share one)."""
     stack._spawn(
-        name, ["-m", "celery", "-A", "tasks", "beat", "-s", str(tmp_path / f"{name}-schedule"), "--loglevel", "INFO"]
+        name,
+        [
+            "-m",
+            "celery",
+            "-A",
+            "tasks",
+            "beat",
+            "-s",
+            str(tmp_path / f"{name}-schedule"),
+            "--loglevel",
+            "INFO",
+            *scheduler,
+        ],
     )
 
 
@@ -78,8 +90,10 @@ def test_two_beats_act_on_each_occurrence_once(e2e_env, stack_factory, tmp_path)
     )
     assert reminder.status_code == 201, reminder.text
 
+    # The real stack's beat takes RedBeat's lock; the second one here ignores locks altogether (the plain file
+    # scheduler), as a misconfigured or partitioned beat would, so both really tick and only the database guards.
     _beat(stack, "beat-1", tmp_path)
-    _beat(stack, "beat-2", tmp_path)
+    _beat(stack, "beat-2", tmp_path, "--scheduler", "celery.beat:PersistentScheduler")
     started = time.monotonic()
     time.sleep(RUN_SECONDS)
     days = len({first_day, datetime.now(UTC).date()})  # a run across midnight (UTC) has a second due date
@@ -106,3 +120,20 @@ def test_two_beats_act_on_each_occurrence_once(e2e_env, stack_factory, tmp_path)
     ledger = client.call("GET", "/admin/ledger/check", admin).json()
     assert ledger["ok"], ledger
     assert time.monotonic() - started < 40
+
+
+def test_a_second_beat_waits_for_the_lock(e2e_env, stack_factory, tmp_path):
+    stack = stack_factory(e2e_env)
+    _beat(stack, "beat-1", tmp_path)
+    deadline = time.monotonic() + 30
+    while "Sending due task" not in stack.log("beat-1") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    _beat(stack, "beat-2", tmp_path)
+    time.sleep(6)
+    assert "Sending due task" in stack.log("beat-1")
+    assert stack.procs["beat-2"].poll() is None and "Sending due task" not in stack.log("beat-2")
+    stack.kill("beat-1")  # the holder dies: the lock expires and the waiting beat takes over
+    deadline = time.monotonic() + 60
+    while "Sending due task" not in stack.log("beat-2") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert "Sending due task" in stack.log("beat-2"), stack.log("beat-2")[-2000:]
