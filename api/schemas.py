@@ -253,3 +253,32 @@ class LedgerCheckOut(Schema):
 
 class ConfirmIn(Strict):
     code = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{6}$", error="Six digits."))
+
+
+class AuditArgs(PageArgs):
+    action = fields.String(load_default=None, validate=validate.Length(max=64))
+
+
+class AuditEventOut(Schema):
+    id = fields.String()
+    actor_id = fields.String(allow_none=True)
+    action = fields.String()
+    target = fields.String(allow_none=True)
+    at = fields.String()
+    details = fields.Dict(allow_none=True)
+
+
+class AuditPage(Schema):
+    items = fields.List(fields.Nested(AuditEventOut))
+    next_cursor = fields.String(allow_none=True)
+
+
+class QueueOut(Schema):
+    name = fields.String()
+    depth = fields.Integer(metadata={"description": "Jobs queued and due on this queue (from the database)."})
+    oldest_age_seconds = fields.Float(metadata={"description": "Age of the oldest of them."})
+
+
+class QueuesOut(Schema):
+    queues = fields.List(fields.Nested(QueueOut))
+    workers = fields.List(fields.String(), metadata={"description": "Workers that answered a ping just now."})

@@ -112,3 +112,13 @@ def broker_ping() -> None:
         client = getattr(conn.default_channel, "client", None)
         if client is not None and hasattr(client, "ping"):
             client.ping()
+
+
+def workers_seen(timeout: float = 1.0) -> list[str]:
+    """Workers answering a broadcast ping now. The embedded filesystem broker has no remote control: none."""
+    if celery.conf.broker_url.startswith("filesystem"):
+        return []
+    try:
+        return sorted(name for reply in celery.control.ping(timeout=timeout) for name in reply)
+    except Exception:  # the broker is down: /ready says so; here, simply none seen
+        return []

@@ -5,9 +5,10 @@ from __future__ import annotations
 from flask_jwt_extended import jwt_required
 from flask_smorest import Blueprint
 
-from api.schemas import AdminUserIn, LedgerCheckOut, UserOut
+from api.schemas import AdminUserIn, AuditArgs, AuditPage, LedgerCheckOut, QueuesOut, UserOut
 from api.security import admin_required, bank, current_user
-from core import ledger, users
+from core import audit, jobs, ledger, users
+from tasks.publisher import workers_seen
 
 blp = Blueprint("admin", __name__, url_prefix="/api/v1/admin", description="Administration")
 BEARER = [{"bearerAuth": []}]
@@ -30,3 +31,29 @@ def create_user(body: dict) -> tuple[dict, int]:
 @blp.response(200, LedgerCheckOut)
 def ledger_check() -> dict:
     return ledger.check_ledger(bank().db)
+
+
+@blp.get("/queues")
+@blp.doc(security=BEARER)
+@jwt_required()
+@admin_required
+@blp.response(200, QueuesOut)
+def queues() -> dict:
+    depths = jobs.queue_depths(bank().db)
+    return {
+        "queues": [
+            {"name": name, "depth": int(f["depth"]), "oldest_age_seconds": f["oldest_age_seconds"]}
+            for name, f in sorted(depths.items())
+        ],
+        "workers": workers_seen(),
+    }
+
+
+@blp.get("/audit")
+@blp.doc(security=BEARER, description="Append-only audit events, newest first.")
+@jwt_required()
+@admin_required
+@blp.arguments(AuditArgs, location="query")
+@blp.response(200, AuditPage)
+def audit_events(args: dict) -> dict:
+    return audit.list_events(bank().db, action=args["action"], limit=args["limit"], cursor=args["cursor"])
