@@ -70,12 +70,8 @@ class Database:
     def transaction(self) -> Iterator[Session]:
         session = self._sessions()
         try:
-            with session.begin():
+            with _outage_is_503(), session.begin():
                 yield session
-        except OperationalError as exc:
-            if _is_outage(exc):
-                raise DependencyUnavailable("The database is unavailable.", code="database_unavailable") from exc
-            raise
         finally:
             session.close()
 
@@ -89,11 +85,8 @@ class Database:
             return
         session = self._single()
         try:
-            yield session
-        except OperationalError as exc:
-            if _is_outage(exc):
-                raise DependencyUnavailable("The database is unavailable.", code="database_unavailable") from exc
-            raise
+            with _outage_is_503():
+                yield session
         finally:
             session.close()
 
@@ -104,13 +97,8 @@ class Database:
             with self.transaction() as s:
                 yield s.connection()
             return
-        try:
-            with self._autocommit.connect() as conn:
-                yield conn
-        except OperationalError as exc:
-            if _is_outage(exc):
-                raise DependencyUnavailable("The database is unavailable.", code="database_unavailable") from exc
-            raise
+        with _outage_is_503(), self._autocommit.connect() as conn:
+            yield conn
 
     def get(self, model: type[T], key: Any) -> T | None:
         """One row by primary key, in one statement, detached with its attributes loaded."""
@@ -123,6 +111,16 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+@contextmanager
+def _outage_is_503() -> Iterator[None]:
+    try:
+        yield
+    except OperationalError as exc:
+        if _is_outage(exc):
+            raise DependencyUnavailable("The database is unavailable.", code="database_unavailable") from exc
+        raise
 
 
 def _is_outage(exc: DBAPIError) -> bool:

@@ -94,3 +94,28 @@ def _staff(bank: Bank) -> User:
     with bank.db.transaction() as s:
         teller = s.query(User).filter(User.role == "teller", User.username == "funding_teller").one_or_none()
     return teller or make_user(bank, role="teller", username="funding_teller")
+
+
+def run_concurrently(fn: Any, n: int = 2) -> list[Any]:
+    """Run fn in n threads released together; their results, or the first error raised."""
+    import threading
+
+    barrier = threading.Barrier(n)
+    results: list[Any] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            barrier.wait()
+            results.append(fn())
+        except BaseException as exc:  # pragma: no cover - re-raised below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    if errors:
+        raise errors[0]
+    return results

@@ -3,7 +3,6 @@ concurrent ticks. The clock is frozen and moved by hand; the tick is the beat ta
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
@@ -11,7 +10,7 @@ from sqlalchemy import func, select
 from core import reminders
 from core.clock import clock, isoformat
 from core.models import Notification, OutboxMessage, Reminder, ReminderOccurrence
-from tests.support import auth_headers, make_user
+from tests.support import auth_headers, make_user, run_concurrently
 
 T0 = datetime(2027, 1, 31, 8, 0, tzinfo=UTC)
 
@@ -28,26 +27,7 @@ def _create(client, headers, **fields):
     return response.get_json()
 
 
-def _concurrently(fn, n=2):
-    """Run fn in n threads released together; their results, or the first error raised."""
-    barrier = threading.Barrier(n)
-    results, errors = [], []
-
-    def run() -> None:
-        try:
-            barrier.wait()
-            results.append(fn())
-        except BaseException as exc:  # pragma: no cover - re-raised below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run) for _ in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    if errors:
-        raise errors[0]
-    return results
+_concurrently = run_concurrently
 
 
 def _notifications(bank, user):

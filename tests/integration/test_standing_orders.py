@@ -4,7 +4,6 @@ concurrent ticks and downtime double nothing. The clock is frozen and moved by h
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, date, datetime
 
 from sqlalchemy import func, select
@@ -23,7 +22,7 @@ from core.models import (
     Transfer,
 )
 from core.transfers import post_transfer_jobs
-from tests.support import auth_headers, make_user, open_account
+from tests.support import auth_headers, make_user, open_account, run_concurrently
 
 JAN_31 = datetime(2027, 1, 31, 6, 0, tzinfo=UTC)
 
@@ -47,26 +46,7 @@ def _post_queued(bank) -> list[str]:
     return queued
 
 
-def _concurrently(fn, n=2):
-    """Run fn in n threads released together; their results, or the first error raised."""
-    barrier = threading.Barrier(n)
-    results, errors = [], []
-
-    def run() -> None:
-        try:
-            barrier.wait()
-            results.append(fn())
-        except BaseException as exc:  # pragma: no cover - re-raised below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run) for _ in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    if errors:
-        raise errors[0]
-    return results
+_concurrently = run_concurrently
 
 
 def _order_transfers(bank):
