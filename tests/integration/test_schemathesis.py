@@ -44,6 +44,9 @@ SETTINGS = settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, 
 STAFF_ONLY = {
     "POST /api/v1/deposits", "POST /api/v1/withdrawals", "POST /api/v1/admin/users", "GET /api/v1/admin/ledger/check",
     "POST /api/v1/accounts/{account_id}/freeze", "POST /api/v1/accounts/{account_id}/unfreeze",
+    "GET /api/v1/customers", "GET /api/v1/customers/{customer_id}", "POST /api/v1/customers",
+    "PATCH /api/v1/customers/{customer_id}", "GET /api/v1/admin/queues", "GET /api/v1/admin/audit",
+    "GET /api/v1/kyc/reviews",
 }
 AMOUNTS = st.one_of(
     st.from_regex(r"(0|[1-9][0-9]{0,19})(\.[0-9]{1,4})?", fullmatch=True),
