@@ -12,7 +12,7 @@ from core.clock import as_utc, isoformat, utcnow
 from core.db import Database
 from core.errors import NotFound
 from core.models import Job, OutboxMessage, User
-from core.pagination import check_limit, decode_cursor, encode_cursor
+from core.pagination import newest_first
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 STATUSES = ("queued", "running", "awaiting_confirmation", *TERMINAL)
@@ -127,28 +127,14 @@ def get_job(db: Database, user: User, job_id: str) -> dict[str, Any]:
 def list_jobs(
     db: Database, user: User, *, status: str | None, kind: str | None, limit: int | None, cursor: str | None
 ) -> dict[str, Any]:
-    limit = check_limit(limit)
-    after = decode_cursor(cursor, 2)
     query = select(Job).where(Job.user_id == user.id)
     if status:
         query = query.where(Job.status == status)
     if kind:
         query = query.where(Job.kind == kind)
     with db.transaction() as s:
-        if after:
-            anchor = s.get(Job, str(after[1]))
-            if anchor is not None:
-                query = query.where(
-                    (Job.created_at < anchor.created_at)
-                    | ((Job.created_at == anchor.created_at) & (Job.id < anchor.id))
-                )
-        rows = list(s.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return {
-        "items": [job_view(j) for j in rows],
-        "next_cursor": encode_cursor(isoformat(rows[-1].created_at), rows[-1].id) if more else None,
-    }
+        rows, next_cursor = newest_first(s, query, Job, limit=limit, cursor=cursor)
+    return {"items": [job_view(j) for j in rows], "next_cursor": next_cursor}
 
 
 def redrive_stuck(db: Database, *, older_than_seconds: int, limit: int = 500) -> int:

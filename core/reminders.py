@@ -23,7 +23,7 @@ from core.errors import BankqError, NotFound, ValidationFailed
 from core.models import OutboxMessage, Reminder, ReminderOccurrence, User
 from core.notifications import CHANNELS, queue_notification
 from core.outbox import Outgoing, outgoing
-from core.pagination import check_limit, decode_cursor, encode_cursor
+from core.pagination import newest_first
 from core.schedule_math import FREQUENCIES, add_months, catch_up_days, following_at
 from core.time_zones import local_isoformat
 
@@ -123,24 +123,11 @@ def get_reminder(bank: Bank, user: User, reminder_id: str) -> dict[str, Any]:
 
 def list_reminders(bank: Bank, user: User, *, limit: int | None, cursor: str | None) -> dict[str, Any]:
     """The caller's reminders, newest first."""
-    limit = check_limit(limit)
-    after = decode_cursor(cursor, 2)
-    query = select(Reminder).where(Reminder.user_id == user.id)
     with bank.db.transaction() as s:
-        if after:
-            anchor = s.get(Reminder, str(after[1])[:36])
-            if anchor is not None and anchor.user_id == user.id:
-                query = query.where(
-                    (Reminder.created_at < anchor.created_at)
-                    | ((Reminder.created_at == anchor.created_at) & (Reminder.id < anchor.id))
-                )
-        rows = list(s.scalars(query.order_by(Reminder.created_at.desc(), Reminder.id.desc()).limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return {
-        "items": [reminder_view(r, user.time_zone) for r in rows],
-        "next_cursor": encode_cursor(isoformat(rows[-1].created_at), rows[-1].id) if more else None,
-    }
+        rows, next_cursor = newest_first(
+            s, select(Reminder).where(Reminder.user_id == user.id), Reminder, limit=limit, cursor=cursor
+        )
+    return {"items": [reminder_view(r, user.time_zone) for r in rows], "next_cursor": next_cursor}
 
 
 def cancel_reminder(bank: Bank, user: User, reminder_id: str) -> None:

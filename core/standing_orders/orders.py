@@ -18,7 +18,7 @@ from core.errors import NotFound, ValidationFailed
 from core.idempotency import Accepted, accept, fingerprint
 from core.models import StandingOrder, StandingOrderOccurrence, User, new_id
 from core.money import check_currency, format_minor, parse_amount
-from core.pagination import check_limit, decode_cursor, encode_cursor
+from core.pagination import newest_first
 from core.schedule_math import FREQUENCIES
 from core.time_zones import local_isoformat
 from core.transfers import TransferRequest, request_transfer
@@ -209,25 +209,11 @@ def get_standing_order(bank: Bank, user: User, order_id: str, *, occurrences: in
 
 
 def list_standing_orders(bank: Bank, user: User, *, limit: int | None, cursor: str | None) -> dict[str, Any]:
-    limit = check_limit(limit)
-    after = decode_cursor(cursor, 2)
-    query = select(StandingOrder).where(StandingOrder.user_id == user.id)
     with bank.db.transaction() as s:
-        if after:
-            anchor = s.get(StandingOrder, str(after[1])[:36])
-            if anchor is not None and anchor.user_id == user.id:
-                query = query.where(
-                    (StandingOrder.created_at < anchor.created_at)
-                    | ((StandingOrder.created_at == anchor.created_at) & (StandingOrder.id < anchor.id))
-                )
-        order_by = (StandingOrder.created_at.desc(), StandingOrder.id.desc())
-        rows = list(s.scalars(query.order_by(*order_by).limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return {
-        "items": [order_view(o, user.time_zone) for o in rows],
-        "next_cursor": encode_cursor(isoformat(rows[-1].created_at), rows[-1].id) if more else None,
-    }
+        rows, next_cursor = newest_first(
+            s, select(StandingOrder).where(StandingOrder.user_id == user.id), StandingOrder, limit=limit, cursor=cursor
+        )
+    return {"items": [order_view(o, user.time_zone) for o in rows], "next_cursor": next_cursor}
 
 
 def cancel_standing_order(bank: Bank, user: User, order_id: str) -> None:
