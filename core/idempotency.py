@@ -55,9 +55,17 @@ def accept(
     request_fingerprint: str,
     create: Callable[[Session], tuple[int, dict[str, Any], str | None]],
     ttl_seconds: int,
+    session: Session | None = None,
 ) -> Accepted:
-    """Run `create` once per (user, key). `create` writes the job, its resource and its outbox row."""
+    """Run `create` once per (user, key). `create` writes the job, its resource and its outbox row.
+
+    With `session`, the request is accepted inside the caller's transaction (a savepoint of it), so it commits
+    or rolls back with whatever else the caller writes; a beat tick uses that to make one occurrence row and
+    its transfer one unit."""
     key = check_key(key)
+    if session is not None:
+        with session.begin_nested():
+            return _accept_in(db, session, user_id, key, request_fingerprint, create, ttl_seconds)
     for _ in range(3):
         try:
             return _accept_once(db, user_id, key, request_fingerprint, create, ttl_seconds)
@@ -76,51 +84,63 @@ def _accept_once(
     create: Callable[[Session], tuple[int, dict[str, Any], str | None]],
     ttl: int,
 ) -> Accepted:
-    now = utcnow()
     with db.transaction() as s:
-        if db.is_postgres:
-            got = s.scalar(
-                text("SELECT pg_try_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": f"idem:{user_id}:{key}"}
-            )
-            if not got:
-                raise Conflict(
-                    "A request with this Idempotency-Key is still being accepted.",
-                    code="idempotency_key_in_use",
-                    headers={"Retry-After": "1"},
-                )
-        existing = s.get(IdempotencyKey, (user_id, key))
-        if existing is not None and as_utc(existing.expires_at) <= now:
-            s.delete(existing)
-            s.flush()
-            existing = None
-        if existing is not None:
-            if existing.fingerprint != fp:
-                raise ValidationFailed(
-                    "This Idempotency-Key was used with a different request.", code="idempotency_key_reused"
-                )
-            return Accepted(existing.response_status, existing.response_body, replayed=True)
-        status, body, job_id = create(s)
-        s.add(
-            IdempotencyKey(
-                user_id=user_id,
-                key=key,
-                fingerprint=fp,
-                response_status=status,
-                response_body=body,
-                job_id=job_id,
-                created_at=now,
-                expires_at=now + timedelta(seconds=ttl),
-            )
+        return _accept_in(db, s, user_id, key, fp, create, ttl)
+
+
+def _accept_in(
+    db: Database,
+    s: Session,
+    user_id: str,
+    key: str,
+    fp: str,
+    create: Callable[[Session], tuple[int, dict[str, Any], str | None]],
+    ttl: int,
+) -> Accepted:
+    now = utcnow()
+    if db.is_postgres:
+        got = s.scalar(
+            text("SELECT pg_try_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": f"idem:{user_id}:{key}"}
         )
-        # The outbox rows `create` wrote are still in the session: held here, they get their ids from the flush
-        # and need not be read back. (The identity map holds flushed objects only weakly.)
-        written = written_messages(s)
+        if not got:
+            raise Conflict(
+                "A request with this Idempotency-Key is still being accepted.",
+                code="idempotency_key_in_use",
+                headers={"Retry-After": "1"},
+            )
+    existing = s.get(IdempotencyKey, (user_id, key))
+    if existing is not None and as_utc(existing.expires_at) <= now:
+        s.delete(existing)
         s.flush()
-        # Everything this request wrote to the outbox (the job's message, and e.g. a one-time code's email).
-        messages = [outgoing(o) for o in written]
-        if job_id and not messages:  # none in the session (e.g. a scheduled job has none): ask the database
-            messages = [outgoing(o) for o in s.scalars(select(OutboxMessage).where(OutboxMessage.job_id == job_id))]
-        return Accepted(status, body, replayed=False, messages=messages)
+        existing = None
+    if existing is not None:
+        if existing.fingerprint != fp:
+            raise ValidationFailed(
+                "This Idempotency-Key was used with a different request.", code="idempotency_key_reused"
+            )
+        return Accepted(existing.response_status, existing.response_body, replayed=True)
+    already_written = len(written_messages(s))
+    status, body, job_id = create(s)
+    s.add(
+        IdempotencyKey(
+            user_id=user_id,
+            key=key,
+            fingerprint=fp,
+            response_status=status,
+            response_body=body,
+            job_id=job_id,
+            created_at=now,
+            expires_at=now + timedelta(seconds=ttl),
+        )
+    )
+    # Everything this request wrote to the outbox (the job's message, and e.g. a one-time code's email): the
+    # session holds them, so they get their ids from the flush and need not be read back.
+    written = written_messages(s)[already_written:]
+    s.flush()
+    messages = [outgoing(o) for o in written]
+    if job_id and not messages:  # none in the session (e.g. a scheduled job has none): ask the database
+        messages = [outgoing(o) for o in s.scalars(select(OutboxMessage).where(OutboxMessage.job_id == job_id))]
+    return Accepted(status, body, replayed=False, messages=messages)
 
 
 def purge_expired(db: Database) -> int:

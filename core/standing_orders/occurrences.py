@@ -19,7 +19,7 @@ from core.money import format_minor
 from core.notifications import queue_notification
 from core.outbox import Outgoing, outgoing
 from core.schedule_math import catch_up_days, following
-from core.standing_orders.orders import transfer_request, within
+from core.standing_orders.orders import transfer_request
 from core.transfers import request_transfer
 
 SKIPPED_REASON = "missed: due {due} while the scheduler was down, older than the {days}-day catch-up window"
@@ -94,15 +94,15 @@ def _request(bank: Bank, s: Session, order: StandingOrder, owner: User, day: dat
     key = f"standing-order:{order.id}:{day.isoformat()}"
     body = {"standing_order_id": order.id, "date": day.isoformat()}
     try:
-        with s.begin_nested():
-            accepted = request_transfer(
-                within(bank, s),
-                owner,
-                transfer_request(order, day),
-                idempotency_key=key,
-                body=body,
-                preauthorised=True,
-            )
+        accepted = request_transfer(
+            bank,
+            owner,
+            transfer_request(order, day),
+            idempotency_key=key,
+            body=body,
+            preauthorised=True,
+            session=s,
+        )
     except (DependencyUnavailable, TransientError):
         raise
     except BankqError as exc:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -21,7 +19,8 @@ from core.money import check_currency, format_minor, parse_amount
 from core.pagination import newest_first
 from core.schedule_math import FREQUENCIES
 from core.time_zones import local_isoformat
-from core.transfers import TransferRequest, request_transfer
+from core.transfers import TransferRequest
+from core.transfers.requests import check_transfer
 
 MAX_START_AHEAD = timedelta(days=366)
 
@@ -67,31 +66,6 @@ def occurrence_view(o: StandingOrderOccurrence) -> dict[str, Any]:
         "failure_code": o.failure_code,
         "reason": o.reason,
     }
-
-
-class _Enclosed:
-    """A Database whose transactions are savepoints of one enclosing transaction, so that a transfer requested
-    through the ordinary accept path commits together with whatever the enclosing transaction writes."""
-
-    def __init__(self, session: Session, is_postgres: bool) -> None:
-        self._session = session
-        self.is_postgres = is_postgres
-
-    @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        with self._session.begin_nested():
-            yield self._session
-
-
-@dataclass
-class _EnclosedBank:
-    settings: Any
-    db: Any
-
-
-def within(bank: Bank, s: Session) -> Bank:
-    """The bank as request_transfer sees it, its database being the transaction `s` (savepoints of it)."""
-    return cast(Bank, _EnclosedBank(bank.settings, _Enclosed(s, bank.db.is_postgres)))
 
 
 def transfer_request(o: StandingOrder, day: date | None) -> TransferRequest:
@@ -148,18 +122,7 @@ def create_standing_order(
             created_at=utcnow(),
             updated_at=utcnow(),
         )
-        rehearsal = s.begin_nested()
-        try:
-            request_transfer(
-                within(bank, s),
-                user,
-                transfer_request(order, None),
-                idempotency_key=f"standing-order-check:{order.id}",
-                body={},
-                preauthorised=True,
-            )
-        finally:
-            rehearsal.rollback()
+        check_transfer(bank, s, user, transfer_request(order, None))
         s.add(order)
         audit.record(
             s,

@@ -114,6 +114,29 @@ def _check_sender(bank: Bank, s: Session, source: Account, caller: User) -> None
         raise Forbidden("The account holder's identity must be verified before sending money.", code="kyc_required")
 
 
+def check_transfer(
+    bank: Bank, s: Session, user: User, cmd: TransferRequest
+) -> tuple[Account, Account, int, datetime | None]:
+    """Every rule a transfer must pass before it is accepted; writes nothing. Returns source, destination,
+    amount in minor units and execute_at (UTC) or None."""
+    by_number = _load_accounts(s, cmd)
+    source = visible_account(s, user, cmd.source_account_id)
+    destination = _destination(s, cmd, by_number)
+    check_currency(cmd.currency)
+    amount = parse_amount(cmd.amount, cmd.currency)
+    if source.id == destination.id:
+        raise ValidationFailed("Source and destination are the same account.", code="same_account")
+    if source.currency != cmd.currency or destination.currency != cmd.currency:
+        raise ValidationFailed("The currency must match both accounts.", code="currency_mismatch")
+    _check_usable(source, "source")
+    _check_usable(destination, "destination")
+    _check_sender(bank, s, source, user)
+    execute_at = as_utc(cmd.execute_at) if cmd.execute_at else None
+    if execute_at and execute_at > utcnow() + MAX_SCHEDULE_AHEAD:
+        raise ValidationFailed("Too far ahead.", errors={"execute_at": ["At most one year ahead."]})
+    return source, destination, amount, execute_at
+
+
 def request_transfer(
     bank: Bank,
     user: User,
@@ -122,27 +145,14 @@ def request_transfer(
     idempotency_key: str | None,
     body: dict[str, Any],
     preauthorised: bool = False,
+    session: Session | None = None,
 ) -> Accepted:
     """`preauthorised`: the customer authorised this payment in advance (a standing order's occurrence), so a
-    large amount does not wait for a one-time code."""
+    large amount does not wait for a one-time code. `session`: accept inside the caller's transaction."""
 
     def create(s: Session) -> tuple[int, dict[str, Any], str | None]:
-        by_number = _load_accounts(s, cmd)
-        source = visible_account(s, user, cmd.source_account_id)
-        destination = _destination(s, cmd, by_number)
-        check_currency(cmd.currency)
-        amount = parse_amount(cmd.amount, cmd.currency)
-        if source.id == destination.id:
-            raise ValidationFailed("Source and destination are the same account.", code="same_account")
-        if source.currency != cmd.currency or destination.currency != cmd.currency:
-            raise ValidationFailed("The currency must match both accounts.", code="currency_mismatch")
-        _check_usable(source, "source")
-        _check_usable(destination, "destination")
-        _check_sender(bank, s, source, user)
+        source, destination, amount, execute_at = check_transfer(bank, s, user, cmd)
         now = utcnow()
-        execute_at = as_utc(cmd.execute_at) if cmd.execute_at else None
-        if execute_at and execute_at > now + MAX_SCHEDULE_AHEAD:
-            raise ValidationFailed("Too far ahead.", errors={"execute_at": ["At most one year ahead."]})
         scheduled = execute_at is not None and execute_at > now
         transfer = Transfer(
             kind="transfer",
@@ -170,6 +180,7 @@ def request_transfer(
         request_fingerprint=fingerprint("POST", "/api/v1/transfers", body),
         create=create,
         ttl_seconds=bank.settings.idempotency_ttl_seconds,
+        session=session,
     )
 
 
