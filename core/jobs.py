@@ -190,5 +190,13 @@ def queue_depths(db: Database) -> dict[str, dict[str, float]]:
     return depths
 
 
+def queue_report(db: Database) -> list[dict[str, Any]]:
+    """GET /admin/queues: every queue by name, with its depth and the age of its oldest waiting job."""
+    return [
+        {"name": name, "depth": int(f["depth"]), "oldest_age_seconds": f["oldest_age_seconds"]}
+        for name, f in sorted(queue_depths(db).items())
+    ]
+
+
 def touch(session: Session, job_ids: list[str]) -> None:
     session.execute(update(Job).where(Job.id.in_(job_ids)).values(updated_at=utcnow()))

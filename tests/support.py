@@ -119,3 +119,23 @@ def run_concurrently(fn: Any, n: int = 2) -> list[Any]:
     if errors:
         raise errors[0]
     return results
+
+
+def accept_transfer(
+    bank: Bank,
+    user: User,
+    source: str,
+    destination: str,
+    amount: str = "1.00",
+    *,
+    key: str | None = None,
+    currency: str = "EUR",
+) -> Any:
+    """A transfer accepted through core (as the API would), without posting it."""
+    from core.transfers import TransferRequest, request_transfer
+
+    cmd = TransferRequest(
+        source_account_id=source, destination_account_id=destination, amount=amount, currency=currency
+    )
+    key = key or uuid.uuid4().hex
+    return request_transfer(bank, user, cmd, idempotency_key=key, body={"key": key})

@@ -39,14 +39,7 @@ def ledger_check() -> dict:
 @admin_required
 @blp.response(200, QueuesOut)
 def queues() -> dict:
-    depths = jobs.queue_depths(bank().db)
-    return {
-        "queues": [
-            {"name": name, "depth": int(f["depth"]), "oldest_age_seconds": f["oldest_age_seconds"]}
-            for name, f in sorted(depths.items())
-        ],
-        "workers": workers_seen(),
-    }
+    return {"queues": jobs.queue_report(bank().db), "workers": workers_seen()}
 
 
 @blp.get("/audit")

@@ -181,6 +181,18 @@ class Client:
         assert answer.status_code == 201, answer.text
         return str(answer.json()["id"])
 
+    def transfer(
+        self, token: str, key: str, source: str, destination: str, amount: str, currency: str = "EUR", **extra: Any
+    ) -> requests.Response:
+        body = {
+            "source_account_id": source,
+            "destination_account_id": destination,
+            "amount": amount,
+            "currency": currency,
+            **extra,
+        }
+        return self.call("POST", "/transfers", token, key, json=body)
+
     def wait_job(self, token: str, job_id: str, timeout: float = 60) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

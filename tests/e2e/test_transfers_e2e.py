@@ -34,44 +34,14 @@ def test_full_transfer_flow(e2e_env, stack_factory):
     source, destination = client.account(alice), client.account(bob)
     fund(client, admin, source, "100.00", "fund-alice")
 
-    accepted = client.call(
-        "POST",
-        "/transfers",
-        alice,
-        "pay-bob",
-        json={
-            "source_account_id": source,
-            "destination_account_id": destination,
-            "amount": "40.25",
-            "currency": "EUR",
-            "description": "rent",
-        },
-    )
+    accepted = client.transfer(alice, "pay-bob", source, destination, "40.25", description="rent")
     assert accepted.status_code == 202 and accepted.headers["Location"] == f"/api/v1/jobs/{accepted.json()['id']}"
     job = client.wait_job(alice, accepted.json()["id"])
     assert job["status"] == "succeeded" and job["attempts"] == 1
-    replay = client.call(
-        "POST",
-        "/transfers",
-        alice,
-        "pay-bob",
-        json={
-            "source_account_id": source,
-            "destination_account_id": destination,
-            "amount": "40.25",
-            "currency": "EUR",
-            "description": "rent",
-        },
-    )
+    replay = client.transfer(alice, "pay-bob", source, destination, "40.25", description="rent")
     assert replay.json()["id"] == job["id"] and replay.headers["Idempotent-Replayed"] == "true"
 
-    too_much = client.call(
-        "POST",
-        "/transfers",
-        alice,
-        "too-much",
-        json={"source_account_id": source, "destination_account_id": destination, "amount": "60.00", "currency": "EUR"},
-    )
+    too_much = client.transfer(alice, "too-much", source, destination, "60.00")
     failed = client.wait_job(alice, too_much.json()["id"])
     assert failed["status"] == "failed" and failed["error"]["code"] == "insufficient_funds"
 
@@ -114,13 +84,7 @@ def test_worker_killed_while_holding_a_job_still_finishes_once(e2e_env, stack_fa
     # Hold the source account's row so the worker blocks inside its posting transaction.
     blocker = psycopg.connect(libpq(e2e_env["DATABASE_URL"]))
     blocker.execute("SELECT id FROM accounts WHERE id = %s FOR NO KEY UPDATE", (source,))
-    job_id = client.call(
-        "POST",
-        "/transfers",
-        alice,
-        "held",
-        json={"source_account_id": source, "destination_account_id": destination, "amount": "7.00", "currency": "EUR"},
-    ).json()["id"]
+    job_id = client.transfer(alice, "held", source, destination, "7.00").json()["id"]
     _wait_for_lock_waiter(e2e_env["DATABASE_URL"])
     stack.kill("worker-1")  # SIGKILL to the whole worker: main process and pool children
     blocker.rollback()
@@ -156,18 +120,7 @@ def test_broker_down_at_accept_then_job_completes(e2e_env, stack_factory):
         ready = requests.get(f"{stack.base}/ready", timeout=10)
         assert ready.status_code == 503 and ready.json()["failed"] == ["broker"] and "Retry-After" in ready.headers
         started = time.monotonic()
-        accepted = client.call(
-            "POST",
-            "/transfers",
-            alice,
-            "while-down",
-            json={
-                "source_account_id": source,
-                "destination_account_id": destination,
-                "amount": "5.00",
-                "currency": "EUR",
-            },
-        )
+        accepted = client.transfer(alice, "while-down", source, destination, "5.00")
         assert accepted.status_code == 202, accepted.text
         assert time.monotonic() - started < 8, "accepting must not hang on a dead broker"
         job_id = accepted.json()["id"]

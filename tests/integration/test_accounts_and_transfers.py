@@ -14,7 +14,7 @@ from core import jobs, outbox
 from core.clock import clock, utcnow
 from core.models import Job, OutboxMessage
 from core.transfers import post_transfer_jobs, release_due_scheduled
-from tests.support import auth_headers, make_user, open_account
+from tests.support import accept_transfer, auth_headers, make_user, open_account
 
 
 def post(client, path, headers, body, key):
@@ -225,15 +225,7 @@ def test_accepted_message_reaches_the_real_broker(bank, client):
 def test_outbox_keeps_what_the_broker_refused_and_relay_sends_it(bank):
     alice, bob = make_user(bank), make_user(bank)
     source, destination = open_account(bank, alice, "EUR", 50_00), open_account(bank, bob, "EUR")
-    from core.transfers import TransferRequest, request_transfer
-
-    accepted = request_transfer(
-        bank,
-        alice,
-        TransferRequest(source_account_id=source, destination_account_id=destination, amount="1.00", currency="EUR"),
-        idempotency_key="ob",
-        body={},
-    )
+    accepted = accept_transfer(bank, alice, source, destination, key="ob")
 
     def broker_down(*_):
         raise ConnectionError("broker unreachable")
@@ -252,15 +244,7 @@ def test_outbox_keeps_what_the_broker_refused_and_relay_sends_it(bank):
 def test_redrive_requeues_jobs_whose_message_was_lost(bank):
     alice, bob = make_user(bank), make_user(bank)
     source, destination = open_account(bank, alice, "EUR", 50_00), open_account(bank, bob, "EUR")
-    from core.transfers import TransferRequest, request_transfer
-
-    accepted = request_transfer(
-        bank,
-        alice,
-        TransferRequest(source_account_id=source, destination_account_id=destination, amount="1.00", currency="EUR"),
-        idempotency_key="lost",
-        body={},
-    )
+    accepted = accept_transfer(bank, alice, source, destination, key="lost")
     outbox.publish(bank.db, lambda *m: None, accepted.outbox_ids)  # published, then lost by the broker
     assert jobs.redrive_stuck(bank.db, older_than_seconds=60) == 0
     clock.advance(seconds=61)

@@ -6,18 +6,12 @@ from sqlalchemy import func, select, update
 
 from core.ledger import check_ledger
 from core.models import Entry, Job, Transfer
-from core.transfers import TransferRequest, post_transfer_jobs, request_transfer
-from tests.support import make_user, open_account
+from core.transfers import post_transfer_jobs
+from tests.support import accept_transfer, make_user, open_account
 
 
 def _accept(bank, user, source, destination, amount, key):
-    return request_transfer(
-        bank,
-        user,
-        TransferRequest(source_account_id=source, destination_account_id=destination, amount=amount, currency="EUR"),
-        idempotency_key=key,
-        body={"k": key},
-    ).body["id"]
+    return accept_transfer(bank, user, source, destination, amount, key=key).body["id"]
 
 
 def test_one_delivery_posts_a_whole_batch(bank):
