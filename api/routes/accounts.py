@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from flask_jwt_extended import jwt_required
-from flask_smorest import Blueprint
 
+from api.blueprint import Blueprint
 from api.schemas import AccountIn, AccountListArgs, AccountOut, AccountPage, EntryPage, PageArgs
 from api.security import bank, current_user, staff_required
 from core import accounts

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from flask_jwt_extended import jwt_required
-from flask_smorest import Blueprint
 
+from api.blueprint import Blueprint
 from api.schemas import AdminUserIn, AuditArgs, AuditPage, LedgerCheckOut, QueuesOut, UserOut
 from api.security import admin_required, bank, current_user
 from core import audit, jobs, ledger, users

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from flask_jwt_extended import jwt_required
-from flask_smorest import Blueprint
 
+from api.blueprint import Blueprint
 from api.schemas import LoginIn, ProfileIn, RegisterIn, TokensOut, UserOut
 from api.schemas_otp import PasswordResetAccepted, PasswordResetConfirmIn, PasswordResetIn
 from api.security import bank, current_user, issue_tokens, refreshed_access_token, revoke_current_tokens

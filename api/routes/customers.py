@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from flask_jwt_extended import jwt_required
-from flask_smorest import Blueprint
 
+from api.blueprint import Blueprint
 from api.schemas import UserOut
 from api.schemas_customers import (
     CustomerOut,

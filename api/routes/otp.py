@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from flask_jwt_extended import jwt_required
-from flask_smorest import Blueprint
 
+from api.blueprint import Blueprint
 from api.jobs_http import IDEMPOTENCY_HEADER, idempotency_key, idempotency_required, job_response
 from api.schemas import JobOut
 from api.schemas_otp import OtpIn, OtpVerifyIn, VerifiedOut

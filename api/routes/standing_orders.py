@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import request
 from flask_jwt_extended import jwt_required
-from flask_smorest import Blueprint
 
+from api.blueprint import Blueprint
 from api.jobs_http import raw_body
 from api.schemas_schedules import (
     StandingOrderDetail,

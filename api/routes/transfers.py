@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from flask_jwt_extended import jwt_required
-from flask_smorest import Blueprint
 
+from api.blueprint import Blueprint
 from api.jobs_http import IDEMPOTENCY_HEADER, idempotency_key, idempotency_required, job_response, raw_body
 from api.schemas import ConfirmIn, JobOut, MovementIn, TransferIn, TransferOut
 from api.security import bank, current_user, staff_required
