@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.clock import as_utc, isoformat, utcnow
@@ -196,7 +196,3 @@ def queue_report(db: Database) -> list[dict[str, Any]]:
         {"name": name, "depth": int(f["depth"]), "oldest_age_seconds": f["oldest_age_seconds"]}
         for name, f in sorted(queue_depths(db).items())
     ]
-
-
-def touch(session: Session, job_ids: list[str]) -> None:
-    session.execute(update(Job).where(Job.id.in_(job_ids)).values(updated_at=utcnow()))

@@ -9,8 +9,20 @@ from core.errors import ValidationFailed
 
 # ISO 4217 minor-unit exponents for the currencies bankq holds.
 CURRENCIES: dict[str, int] = {
-    "EUR": 2, "USD": 2, "GBP": 2, "INR": 2, "JPY": 0, "CHF": 2, "SEK": 2, "NOK": 2,
-    "DKK": 2, "PLN": 2, "CZK": 2, "CAD": 2, "AUD": 2, "KWD": 3,
+    "EUR": 2,
+    "USD": 2,
+    "GBP": 2,
+    "INR": 2,
+    "JPY": 0,
+    "CHF": 2,
+    "SEK": 2,
+    "NOK": 2,
+    "DKK": 2,
+    "PLN": 2,
+    "CZK": 2,
+    "CAD": 2,
+    "AUD": 2,
+    "KWD": 3,
 }
 MAX_DIGITS = 18
 _AMOUNT = re.compile(r"(0|[1-9][0-9]*)(?:\.([0-9]+))?")  # used with fullmatch: "$" would allow a trailing "\n"
@@ -43,10 +55,10 @@ def parse_amount(raw: object, currency: str, field: str = "amount") -> int:
         return ValidationFailed("Invalid amount.", code="invalid_amount", errors={field: [message]})
 
     if not isinstance(raw, str):
-        raise bad("Must be a decimal string such as \"125.50\", not a JSON number.")
+        raise bad('Must be a decimal string such as "125.50", not a JSON number.')
     match = _AMOUNT.fullmatch(raw)
     if not match:
-        raise bad("Must be a positive decimal string in major units, such as \"125.50\".")
+        raise bad('Must be a positive decimal string in major units, such as "125.50".')
     whole, fraction = match.group(1), match.group(2) or ""
     if len(fraction) > exponent:
         raise bad(f"{currency} allows at most {exponent} decimal places.")

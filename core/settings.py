@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
@@ -77,7 +77,6 @@ class Settings:
     sms_provider_token: str | None = None
     otp_pepper: str = ""
     kyc_reminder_days: int = 3
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def embedded(self) -> bool:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -161,13 +161,6 @@ def get_user(db: Database, user_id: str) -> User | None:
         return s.get(User, user_id)
 
 
-def require_user(db: Database, user_id: str) -> User:
-    user = get_user(db, user_id)
-    if user is None:
-        raise NotFound("No such user.")
-    return user
-
-
 def ensure_admin(db: Database, settings: Settings) -> None:
     """Make BANKQ_ADMIN_USERNAME/PASSWORD an active admin; idempotent, safe at every start."""
     if not (settings.admin_username and settings.admin_password):
@@ -193,8 +186,3 @@ def ensure_admin(db: Database, settings: Settings) -> None:
         if not verify_password(user.password_hash, settings.admin_password):
             user.password_hash = hash_password(settings.admin_password)
             user.token_version += 1
-
-
-def count_users(db: Database) -> int:
-    with db.transaction() as s:
-        return int(s.scalar(select(func.count()).select_from(User)) or 0)

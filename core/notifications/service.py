@@ -79,8 +79,11 @@ def queue_notification(
     A caller that must send a message at most once (e.g. once per period) passes a deterministic id: the primary
     key then refuses the second one."""
     if channel not in CHANNELS:
-        raise ValidationFailed("Unknown notification channel.", code="unknown_channel",
-                               errors={"channel": [f"Must be one of {', '.join(CHANNELS)}."]})
+        raise ValidationFailed(
+            "Unknown notification channel.",
+            code="unknown_channel",
+            errors={"channel": [f"Must be one of {', '.join(CHANNELS)}."]},
+        )
     spec = template_for(template, context)
     to = recipient or _default_recipient(user, channel)
     notification_id = notification_id or new_id()
@@ -110,8 +113,11 @@ def _default_recipient(user: User, channel: str) -> str:
         return user.email
     if channel == "sms":
         if not user.phone:
-            raise ValidationFailed("No phone number on file.", code="no_phone",
-                                   errors={"channel": ["The user has no phone number for SMS."]})
+            raise ValidationFailed(
+                "No phone number on file.",
+                code="no_phone",
+                errors={"channel": ["The user has no phone number for SMS."]},
+            )
         return user.phone
     return f"user:{user.id}"
 
@@ -159,7 +165,10 @@ def deliver(settings: Settings, taken: Claim) -> None:
         if taken.channel == "email":
             rendered = render_email(taken.template, taken.context)
             message = build_message(
-                settings, rendered=rendered, recipient=taken.recipient, message_id=taken.message_id,
+                settings,
+                rendered=rendered,
+                recipient=taken.recipient,
+                message_id=taken.message_id,
                 template=taken.template,
             )
             mailer_for(settings).send(message, taken.recipient)
@@ -211,11 +220,23 @@ def record_deferred(bank: Bank, taken: Claim, error: str) -> str | None:
             n.next_attempt_at = now + timedelta(seconds=retry_in)
             gave_up = False
     if gave_up:
-        log.error("notification %s (%s, %s) failed after %d attempts: %s",
-                  taken.message_id, taken.channel, taken.template, taken.attempt, error)
+        log.error(
+            "notification %s (%s, %s) failed after %d attempts: %s",
+            taken.message_id,
+            taken.channel,
+            taken.template,
+            taken.attempt,
+            error,
+        )
         return "failed"
-    log.warning("notification %s (%s, %s) deferred, retry in %ds: %s",
-                taken.message_id, taken.channel, taken.template, retry_in, error)
+    log.warning(
+        "notification %s (%s, %s) deferred, retry in %ds: %s",
+        taken.message_id,
+        taken.channel,
+        taken.template,
+        retry_in,
+        error,
+    )
     raise RetryLater(f"notification {taken.id} deferred: {error}", retry_in=retry_in)
 
 

@@ -60,12 +60,18 @@ def template_for(name: str, context: dict[str, Any]) -> Template:
     """The template, once the context has everything it needs; a caller's mistake fails in the caller's request."""
     template = TEMPLATES.get(name)
     if template is None:
-        raise ValidationFailed("Unknown notification template.", code="unknown_template",
-                               errors={"template": [f"Must be one of {', '.join(sorted(TEMPLATES))}."]})
+        raise ValidationFailed(
+            "Unknown notification template.",
+            code="unknown_template",
+            errors={"template": [f"Must be one of {', '.join(sorted(TEMPLATES))}."]},
+        )
     missing = [key for key in template.requires if key not in context]
     if missing:
-        raise ValidationFailed("The notification context is incomplete.", code="missing_context",
-                               errors={"context": [f"Missing {', '.join(missing)}."]})
+        raise ValidationFailed(
+            "The notification context is incomplete.",
+            code="missing_context",
+            errors={"context": [f"Missing {', '.join(missing)}."]},
+        )
     return template
 
 

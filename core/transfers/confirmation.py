@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -137,7 +136,3 @@ def expire_unconfirmed(bank: Bank, *, limit: int = 500) -> int:
             if job is not None and job.status == "awaiting_confirmation":
                 _fail(s, t, job, "confirmation_expired", "The transfer was not confirmed within 10 minutes.")
         return len(waiting)
-
-
-def confirmation_view(settings: Settings, currency: str) -> dict[str, Any]:
-    return {"threshold": format_minor(threshold_minor(settings, currency), currency), "currency": currency}
