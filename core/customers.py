@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -19,7 +18,7 @@ from core.errors import Conflict, NotFound, ValidationFailed
 from core.models import Account, User
 from core.pagination import check_limit, decode_cursor, encode_cursor
 from core.time_zones import check_time_zone
-from core.users import NewUser, _check_birth_date, _insert_user, user_view
+from core.users import NewUser, check_birth_date, insert_user, user_view
 
 STATUSES = ("active", "suspended", "closed")
 EDITABLE = ("full_name", "email", "phone", "date_of_birth", "time_zone")
@@ -105,7 +104,7 @@ def update_customer(db: Database, actor_id: str, customer_id: str, changes: Mapp
     if "time_zone" in changes:
         check_time_zone(changes["time_zone"])
     if "date_of_birth" in changes:
-        _check_birth_date(changes["date_of_birth"])
+        check_birth_date(changes["date_of_birth"])
     try:
         with db.transaction() as s:
             user = _customer(s, customer_id, lock=True)
@@ -132,21 +131,18 @@ def register_walk_in(db: Database, actor_id: str, new: WalkIn) -> dict[str, Any]
     (a NULL password_hash never verifies, so nobody can log in until then)."""
     try:
         with db.transaction() as s:
-            # The registration checks want a password; a random one passes them and is discarded at once.
-            placeholder = secrets.token_urlsafe(32)
-            user = _insert_user(
+            user = insert_user(
                 s,
                 NewUser(
                     username=new.username,
                     email=new.email,
-                    password=placeholder,
+                    password=None,
                     full_name=new.full_name,
                     date_of_birth=new.date_of_birth,
                     phone=new.phone,
                     role="customer",
                 ),
             )
-            user.password_hash = None
             audit.record(s, actor_id, "customer.registered", f"user:{user.id}", walk_in=True)
             s.flush()
             return user_view(user)

@@ -30,7 +30,7 @@ PROFILE_FIELDS = ("full_name", "phone", "time_zone")
 class NewUser:
     username: str
     email: str
-    password: str
+    password: str | None  # None: set later through the password-reset flow (a walk-in customer)
     full_name: str
     date_of_birth: date | None = None
     phone: str | None = None
@@ -58,18 +58,19 @@ def is_staff(user: User) -> bool:
     return user.role in STAFF
 
 
-def _check_birth_date(born: date | None) -> None:
+def check_birth_date(born: date | None) -> None:
     today = utcnow().date()
     if born is not None and not (today - timedelta(days=365 * 130) < born < today):
         raise ValidationFailed("Invalid date of birth.", errors={"date_of_birth": ["Must be a past date."]})
 
 
-def _insert_user(session: Session, new: NewUser) -> User:
+def insert_user(session: Session, new: NewUser) -> User:
     username, email = new.username.strip().lower(), new.email.strip().lower()
     if new.role not in ROLES:
         raise ValidationFailed("Unknown role.", errors={"role": [f"Must be one of {', '.join(ROLES)}."]})
-    check_password_strength(new.password, username=username)
-    _check_birth_date(new.date_of_birth)
+    if new.password is not None:
+        check_password_strength(new.password, username=username)
+    check_birth_date(new.date_of_birth)
     time_zone = check_time_zone(new.time_zone)
     if session.scalar(select(User.id).where(User.username == username)):
         raise Conflict("That username is taken.", code="username_taken")
@@ -78,7 +79,7 @@ def _insert_user(session: Session, new: NewUser) -> User:
     user = User(
         username=username,
         email=email,
-        password_hash=hash_password(new.password),
+        password_hash=hash_password(new.password) if new.password is not None else None,
         full_name=new.full_name.strip(),
         date_of_birth=new.date_of_birth,
         phone=new.phone,
@@ -93,7 +94,7 @@ def _insert_user(session: Session, new: NewUser) -> User:
 def register(db: Database, new: NewUser, *, actor_id: str | None = None) -> dict[str, Any]:
     try:
         with db.transaction() as s:
-            user = _insert_user(s, new)
+            user = insert_user(s, new)
             audit.record(s, actor_id or user.id, "user.created", f"user:{user.id}", role=user.role)
             return user_view(user)
     except IntegrityError as exc:
