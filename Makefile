@@ -7,9 +7,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test test-fast lint bench migrate system-deps clean
 
+# exec: the launcher is make's own child, so a SIGTERM sent to make reaches it (and it watches make for SIGINT).
 run: $(STAMP)
 	@./.ci/system-deps run
-	$(PY) -m tasks.launcher
+	exec $(PY) -m tasks.launcher
 
 test: $(STAMP) system-deps
 	$(PY) -m pytest

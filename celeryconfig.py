@@ -30,6 +30,9 @@ else:
         "health_check_interval": 15,
     }
 broker_connection_retry_on_startup = True
+# A worker whose broker goes away keeps reconnecting (with backoff, logging each try) for as long as it takes:
+# an outage of any length delays work, never ends the worker.
+broker_connection_max_retries = None
 broker_connection_timeout = 3
 
 task_serializer = "json"
@@ -62,8 +65,9 @@ beat_schedule_filename = str(_settings.data_dir / "celerybeat-schedule")
 if _settings.redis_url:
     # On the real stack a second beat waits for RedBeat's lock instead of ticking too. The ticks would be harmless
     # twice (each is a database-guarded claim); the lock just saves the work.
-    beat_scheduler = "redbeat.RedBeatScheduler"
+    beat_scheduler = "tasks.scheduler:SteadyRedBeatScheduler"
     redbeat_redis_url = _settings.redis_url
+    redbeat_redis_options = {"socket_connect_timeout": 2, "socket_timeout": 5}
     redbeat_key_prefix = "bankq:redbeat:"
     redbeat_lock_timeout = 30
     # A waiting beat polls the lock every beat_max_loop_interval: after the holder dies it takes over within ~35 s.

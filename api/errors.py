@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Flask, Response, json
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from core.errors import BankqError, DependencyUnavailable
@@ -101,8 +102,9 @@ def register_error_handlers(app: Flask) -> None:
         return from_http_exception(exc)
 
     @app.errorhandler(OperationalError)
-    def _db_down(exc: OperationalError) -> Response:
-        log.warning("database unavailable: %s", exc.orig)
+    @app.errorhandler(PoolTimeout)
+    def _db_down(exc: Exception) -> Response:
+        log.warning("database unavailable: %s", getattr(exc, "orig", None) or exc)
         err = DependencyUnavailable("The database is unavailable.", code="database_unavailable")
         return problem(err.status, err.code, err.title, err.detail, headers=err.headers)
 

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.errors import DependencyUnavailable
@@ -117,10 +118,12 @@ class Database:
 def _outage_is_503() -> Iterator[None]:
     try:
         yield
-    except OperationalError as exc:
+    except DBAPIError as exc:
         if _is_outage(exc):
             raise DependencyUnavailable("The database is unavailable.", code="database_unavailable") from exc
         raise
+    except PoolTimeout as exc:  # every pooled connection is waiting on a server that does not answer
+        raise DependencyUnavailable("The database is not answering.", code="database_unavailable") from exc
 
 
 def _is_outage(exc: DBAPIError) -> bool:
@@ -136,6 +139,9 @@ def _is_outage(exc: DBAPIError) -> bool:
             "timeout expired",
             "no such host",
             "connection is lost",
+            "connection is closed",
+            "connection failed",
+            "the database system is",  # starting up, shutting down, in recovery mode
             "database is locked",
         )
     ) or bool(getattr(exc, "connection_invalidated", False))

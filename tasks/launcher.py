@@ -1,20 +1,24 @@
-"""`make run`: migrate, then run the API, a worker and beat in the foreground until Ctrl-C.
+"""`make run`: migrate, then run the API, a worker and beat in the foreground, supervised, until Ctrl-C or SIGTERM.
 
 The same processes run on the embedded default (SQLite + a filesystem broker under BANKQ_DATA_DIR) and on
-PostgreSQL + Redis when DATABASE_URL and REDIS_URL are set."""
+PostgreSQL + Redis when DATABASE_URL and REDIS_URL are set. A process that exits is restarted with backoff; five
+restarts of one process within a minute stop everything, with the reason."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
 
 from core.bank import Bank
 from core.errors import BankqError
 from core.setup import prepare
+from tasks.supervisor import CrashLoop, ParentWatch, Supervisor
+
+# How long each process may take to stop cleanly: the API finishes its requests, the worker the tasks it holds.
+STOP_SECONDS = {"api": 15.0, "beat": 10.0, "worker": 60.0}
 
 
 def commands(env: dict[str, str]) -> dict[str, list[str]]:
@@ -84,32 +88,34 @@ def main() -> int:
         f"http://{env.get('HOST', '127.0.0.1')}:{env.get('PORT', '8000')}",
         flush=True,
     )
-    procs = {name: subprocess.Popen(cmd, env=env) for name, cmd in commands(env).items()}
-    stopping = False
+    supervisor = Supervisor(
+        env,
+        backoff_seconds=float(env.get("BANKQ_RESTART_BACKOFF_SECONDS") or 1.0),
+        say=lambda line: print(line, flush=True),
+    )
+    for name, argv in commands(env).items():
+        supervisor.add(name, argv, stop_timeout=STOP_SECONDS[name])
+    reason = ""
 
-    def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal reason
+        reason = reason or f"received {signal.Signals(signum).name}"
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)
+    parent = ParentWatch()
+    supervisor.start_all()
     exit_code = 0
-    while not stopping:
-        for name, proc in procs.items():
-            if proc.poll() is not None:
-                print(f"bankq: {name} exited with {proc.returncode}; stopping the rest", flush=True)
-                exit_code = proc.returncode or 1
-                stopping = True
-        time.sleep(0.2)
-    for proc in procs.values():
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 20
-    for proc in procs.values():
+    while not reason:
         try:
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            supervisor.check()
+        except CrashLoop as exc:
+            reason, exit_code = f"crash loop: {exc}", 1
+            break
+        reason = parent.stop_requested() or ""
+        time.sleep(0.2)
+    print(f"bankq: stopping ({reason})", flush=True)
+    supervisor.stop_all()
     print("bankq: stopped", flush=True)
     return exit_code
 

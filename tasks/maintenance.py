@@ -9,25 +9,24 @@ from celery.signals import worker_ready
 from core import idempotency, jobs, notifications, otp, outbox
 from core.kyc import reminders
 from core.transfers import confirmation, receipts, release_due_scheduled
-from tasks import celery
 from tasks.publisher import send
-from tasks.runtime import bank
+from tasks.runtime import bank, tick
 
 log = logging.getLogger(__name__)
 
 
-@celery.task(name="maintenance.relay_outbox")
+@tick("maintenance.relay_outbox")
 def relay_outbox() -> int:
     return outbox.relay(bank().db, send)
 
 
-@celery.task(name="maintenance.release_scheduled_transfers")
+@tick("maintenance.release_scheduled_transfers")
 def release_scheduled_transfers() -> int:
     released = release_due_scheduled(bank())
     return released + outbox.relay(bank().db, send, grace_seconds=0)
 
 
-@celery.task(name="maintenance.redrive_stuck_jobs")
+@tick("maintenance.redrive_stuck_jobs")
 def redrive_stuck_jobs() -> int:
     b = bank()
     redriven = jobs.redrive_stuck(b.db, older_than_seconds=b.settings.redrive_after_seconds)
@@ -36,33 +35,33 @@ def redrive_stuck_jobs() -> int:
     return redriven + outbox.relay(b.db, send, grace_seconds=0)
 
 
-@celery.task(name="maintenance.redrive_notifications")
+@tick("maintenance.redrive_notifications")
 def redrive_notifications() -> int:
     b = bank()
     return notifications.redrive_stuck(b) + outbox.relay(b.db, send, grace_seconds=0)
 
 
-@celery.task(name="maintenance.expire_unconfirmed_transfers")
+@tick("maintenance.expire_unconfirmed_transfers")
 def expire_unconfirmed_transfers() -> int:
     return confirmation.expire_unconfirmed(bank())
 
 
-@celery.task(name="maintenance.remind_unverified_kyc")
+@tick("maintenance.remind_unverified_kyc")
 def remind_unverified_kyc() -> int:
     return reminders.remind_unverified(bank())
 
 
-@celery.task(name="maintenance.send_transfer_receipts")
+@tick("maintenance.send_transfer_receipts")
 def send_transfer_receipts() -> int:
     return receipts.send_receipts(bank())
 
 
-@celery.task(name="maintenance.purge_old_codes")
+@tick("maintenance.purge_old_codes")
 def purge_old_codes() -> int:
     return otp.purge_old_codes(bank().db)
 
 
-@celery.task(name="maintenance.purge_idempotency_keys")
+@tick("maintenance.purge_idempotency_keys")
 def purge_idempotency_keys() -> int:
     return idempotency.purge_expired(bank().db)
 

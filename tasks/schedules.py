@@ -7,9 +7,8 @@ import logging
 
 from core import outbox, reminders, standing_orders
 from core.outbox import Outgoing
-from tasks import celery
 from tasks.publisher import send
-from tasks.runtime import bank
+from tasks.runtime import bank, tick
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +20,7 @@ def _publish(messages: list[Outgoing]) -> None:
         log.warning("schedules: publishing failed; the outbox relay will send the rest")
 
 
-@celery.task(name="schedules.send_due_reminders")
+@tick("schedules.send_due_reminders")
 def send_due_reminders() -> int:
     report = reminders.send_due_reminders(bank())
     _publish(report.messages)
@@ -30,7 +29,7 @@ def send_due_reminders() -> int:
     return report.sent
 
 
-@celery.task(name="schedules.run_due_standing_orders")
+@tick("schedules.run_due_standing_orders")
 def run_due_standing_orders() -> int:
     report = standing_orders.run_due_standing_orders(bank())
     _publish(report.messages)
