@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint bench migrate system-deps clean
+.PHONY: run test test-fast chaos lint bench migrate system-deps clean
 
 # exec: the launcher is make's own child, so a SIGTERM sent to make reaches it (and it watches make for SIGINT).
 run: $(STAMP)
@@ -14,6 +14,10 @@ run: $(STAMP)
 
 test: $(STAMP) system-deps
 	$(PY) -m pytest
+
+# The chaos test at full size: >= 3,000 transfers through 10 worker kills, 2 Redis restarts and a PostgreSQL restart.
+chaos: $(STAMP) system-deps
+	BANKQ_CHAOS=full $(PY) -m pytest -m chaos -s tests/e2e/test_chaos.py
 
 test-fast: $(STAMP)
 	$(PY) -m pytest tests/unit

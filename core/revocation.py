@@ -5,6 +5,7 @@ which keeps nothing on disk, or an outage never makes a revoked token valid agai
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -18,6 +19,8 @@ from core.models import RevokedToken
 
 log = logging.getLogger(__name__)
 SYNC_SECONDS = 30
+# After Redis fails to answer, requests ask the database alone for this long instead of each waiting on Redis.
+REDIS_PAUSE_SECONDS = 2.0
 
 
 class RevocationStore(Protocol):
@@ -55,6 +58,14 @@ class RedisRevocations:
         self.errors = (redis.RedisError, OSError)
         self.redis = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
         self.durable = durable
+        self._paused_until = 0.0
+        self._outage = False
+
+    def _redis_failed(self) -> None:
+        self._paused_until = time.monotonic() + REDIS_PAUSE_SECONDS
+        if not self._outage:
+            self._outage = True
+            log.warning("Redis unavailable for revocation checks; the database answers them until it is back")
 
     @staticmethod
     def _key(jti: str) -> str:
@@ -72,18 +83,23 @@ class RedisRevocations:
             log.warning("revocation of %s not cached in Redis; the database answers until the next sync", jti)
 
     def is_revoked(self, jti: str) -> bool:
+        if time.monotonic() < self._paused_until:
+            return self.durable.is_revoked(jti)
         try:
             pipe = self.redis.pipeline()
             pipe.exists(self._key(jti))
             pipe.exists("bankq:revoked:synced")
             revoked, synced = pipe.execute()
+            if self._outage:
+                self._outage = False
+                log.warning("Redis answers revocation checks again")
             if revoked:
                 return True
             if synced:
                 return False
             self.sync()
         except self.errors:
-            log.warning("Redis unavailable for the revocation check; asking the database")
+            self._redis_failed()
         return self.durable.is_revoked(jti)
 
     def sync(self) -> None:

@@ -7,6 +7,7 @@ import logging
 from celery.signals import worker_ready
 
 from core import idempotency, jobs, notifications, otp, outbox
+from core.errors import DependencyUnavailable
 from core.kyc import reminders
 from core.transfers import confirmation, receipts, release_due_scheduled
 from tasks.publisher import send
@@ -71,5 +72,7 @@ def _relay_on_start(**_: object) -> None:
     """A worker that starts after an outage publishes what was accepted meanwhile."""
     try:
         outbox.relay(bank().db, send, grace_seconds=0)
+    except DependencyUnavailable as exc:  # beat's relay tick sends it once the database is back
+        log.warning("start-up outbox relay skipped: %s", exc.detail)
     except Exception:  # never keep a worker from starting
         log.exception("start-up outbox relay failed")

@@ -92,8 +92,8 @@ def _publish_in_background(db: Database, messages: list[Outgoing | int]) -> None
                 )
 
             outbox.publish(db, send_with, messages)
-    except Exception:
-        log.warning("publishing after accept failed; the outbox relay will retry", exc_info=True)
+    except Exception as exc:
+        log.warning("publishing after accept failed (%s: %s); the outbox relay will send it", type(exc).__name__, exc)
         _broker_down_until = time.monotonic() + BREAKER_SECONDS
 
 

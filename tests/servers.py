@@ -63,6 +63,23 @@ class Server:
     directory: Path | None = None
     stop_command: list[str] = field(default_factory=list)
     port: int = 0
+    start_command: list[str] = field(default_factory=list)
+
+    def halt(self) -> None:
+        """Stop the server abruptly (a crash: PostgreSQL stops without a checkpoint, Redis loses what it held),
+        keeping its data folder so resume() starts it again on the same port."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(10)
+        elif self.stop_command:
+            subprocess.run(self.stop_command, check=True, capture_output=True)
+
+    def resume(self) -> None:
+        if self.process is not None:
+            self.process = subprocess.Popen(self.start_command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        else:
+            subprocess.run(self.start_command, check=True, capture_output=True)
+        wait_for_port(self.port)
 
     def stop(self) -> None:
         if self.stop_command:
@@ -77,7 +94,9 @@ class Server:
             shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def start_postgres() -> Server:
+def start_postgres(*, crash_safe: bool = False) -> Server:
+    """A throwaway server tuned for speed. crash_safe keeps synchronous commit, so a server killed mid-run (the
+    chaos test) loses no transaction it acknowledged, as a production server would not."""
     user = _unprivileged_user()
     run_as = ["runuser", "-u", user, "--"] if user else []
     directory = Path(tempfile.mkdtemp(prefix="bankq-pg-"))
@@ -93,32 +112,19 @@ def start_postgres() -> Server:
     port = free_port()
     options = (
         f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={directory} "
-        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 "
+        f"-c fsync=off -c synchronous_commit={'on' if crash_safe else 'off'} -c full_page_writes=off "
+        "-c max_connections=200 "
         "-c shared_buffers=128MB"
     )
-    subprocess.run(
-        [
-            *run_as,
-            _pg_bin("pg_ctl"),
-            "-D",
-            str(data),
-            "-o",
-            options,
-            "-l",
-            str(directory / "log"),
-            "-w",
-            "-t",
-            "60",
-            "start",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    start = [*run_as, _pg_bin("pg_ctl"), "-D", str(data), "-o", options, "-l", str(directory / "log"), "-w", "-t", "60",
+             "start"]
+    subprocess.run(start, check=True, capture_output=True)
     return Server(
         url=f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres",
         directory=directory,
         port=port,
         stop_command=[*run_as, _pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+        start_command=start,
     )
 
 
@@ -128,27 +134,13 @@ def start_redis(port: int | None = None) -> Server:
         raise RuntimeError("redis-server not found: install it (make system-deps) or set TEST_REDIS_URL")
     port = port or free_port()
     directory = Path(tempfile.mkdtemp(prefix="bankq-redis-"))
-    process = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(directory),
-            "--protected-mode",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    # No persistence, like the machines bankq runs beside: a restart loses every queued message.
+    start = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(directory), "--protected-mode", "no"]
+    process = subprocess.Popen(start, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for_port(port)
-    return Server(url=f"redis://127.0.0.1:{port}/0", process=process, directory=directory, port=port)
+    return Server(url=f"redis://127.0.0.1:{port}/0", process=process, directory=directory, port=port,
+                  start_command=start)
 
 
 def postgres() -> Server:

@@ -2,38 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.e2e.stack import ADMIN, Client, Stack
+from tests.e2e.stack import ADMIN, Client, Stack, alive, descendants
 
 pytestmark = pytest.mark.e2e
-
-
-def _children(pid: int) -> set[int]:
-    found = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            child = int(stat.parent.name)
-            found |= {child} | _children(child)
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    return state != "Z"
 
 
 def test_embedded_default_serves_a_transfer_and_stops_cleanly(tmp_path):
@@ -77,13 +53,13 @@ def test_embedded_default_serves_a_transfer_and_stops_cleanly(tmp_path):
         assert client.call("GET", "/admin/ledger/check", admin).json()["ok"]
 
         launcher = stack.procs["launcher"]
-        children = _children(launcher.pid)
+        children = descendants(launcher.pid)
         assert len(children) >= 3  # api, worker, beat (and their own children)
         launcher.send_signal(signal.SIGINT)
         assert launcher.wait(40) == 0
         deadline = time.monotonic() + 20
-        while any(_alive(p) for p in children) and time.monotonic() < deadline:
+        while any(alive(p) for p in children) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert not [p for p in children if _alive(p)], stack.log("launcher")[-3000:]
+        assert not [p for p in children if alive(p)], stack.log("launcher")[-3000:]
     finally:
         stack.stop_all()
