@@ -26,10 +26,36 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
     return int(raw) if raw else default
 
 
+MIN_SECRET_KEY_BYTES = 32
+GENERATE_SECRET_KEY = "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+# Keys printed in this repository (compose file, README) at some point: anyone can sign tokens with them.
+PUBLISHED_SECRET_KEYS = frozenset(
+    {
+        "dev-only-insecure-secret-key-change-me",
+        "change-me-to-something-long",
+    }
+)
+
+
+def check_secret_key(key: str, source: str = "BANKQ_SECRET_KEY") -> str:
+    """A key that signs every token must be long and not one anybody can read in our docs."""
+    if key.strip().lower() in PUBLISHED_SECRET_KEYS:
+        raise ValueError(
+            f"{source} is a published example key, so anyone could sign tokens with it; "
+            f"set it to a long random value, e.g. {GENERATE_SECRET_KEY}"
+        )
+    if len(key.encode()) < MIN_SECRET_KEY_BYTES:
+        raise ValueError(
+            f"{source} is too short ({len(key.encode())} bytes, at least {MIN_SECRET_KEY_BYTES} needed); "
+            f"set it to a long random value, e.g. {GENERATE_SECRET_KEY}"
+        )
+    return key
+
+
 def _secret(data_dir: Path, env: dict[str, str]) -> str:
     """Production sets BANKQ_SECRET_KEY; the embedded default keeps a generated one in the data folder."""
     if env.get("BANKQ_SECRET_KEY"):
-        return env["BANKQ_SECRET_KEY"]
+        return check_secret_key(env["BANKQ_SECRET_KEY"])
     path = data_dir / "secret_key"
     if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -43,7 +69,7 @@ def _secret(data_dir: Path, env: dict[str, str]) -> str:
             pass
         finally:
             staged.unlink()
-    return path.read_text().strip()
+    return check_secret_key(path.read_text().strip(), f"BANKQ_SECRET_KEY (read from {path})")
 
 
 @dataclass(frozen=True)

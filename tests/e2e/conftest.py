@@ -10,7 +10,7 @@ from core.bank import Bank
 from core.settings import Settings
 from core.setup import prepare
 from tests import servers, support
-from tests.e2e.stack import ADMIN, Stack
+from tests.e2e.stack import ADMIN, E2E_SECRET_KEY, Stack
 
 pytestmark = pytest.mark.e2e
 
@@ -22,7 +22,7 @@ def e2e_env(pg_server: servers.Server, redis_server: servers.Server, tmp_path) -
         "DATABASE_URL": url,
         "REDIS_URL": redis_server.url.rsplit("/", 1)[0] + "/3",
         "BANKQ_DATA_DIR": str(tmp_path / "data"),
-        "BANKQ_SECRET_KEY": "e2e-secret-key-0123456789abcdef0123456789abcdef",
+        "BANKQ_SECRET_KEY": E2E_SECRET_KEY,
         "BANKQ_REQUIRE_KYC": "false",
         "BANKQ_ADMIN_USERNAME": ADMIN[0],
         "BANKQ_ADMIN_PASSWORD": ADMIN[1],

@@ -17,6 +17,7 @@ from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN = ("e2e-admin", "slate-compass-2048")
+E2E_SECRET_KEY = "e2e-secret-key-0123456789abcdef0123456789abcdef"
 
 
 def children(pid: int) -> list[int]:

@@ -43,3 +43,24 @@ def test_audit_trail_is_listed_newest_first_with_a_cursor(bank, client):
     assert [e["details"]["currency"] for e in events] == ["GBP", "USD", "EUR"]
     assert all(e["actor_id"] == admin.id and e["target"].startswith("account:") for e in events)
     assert client.get("/api/v1/admin/audit", headers=auth_headers(client, alice)).status_code == 403
+
+
+def test_metrics_show_queue_depth_per_queue_for_autoscalers(bank, client):
+    """KEDA/HPA scale workers on bankq_queue_depth{queue=...} (README, "Autoscaling on queue depth")."""
+    alice, bob = make_user(bank), make_user(bank)
+    source, destination = open_account(bank, alice, "EUR", 10_00), open_account(bank, bob, "EUR")
+    for i in range(2):
+        request_transfer(
+            bank,
+            alice,
+            TransferRequest(
+                source_account_id=source, destination_account_id=destination, amount="1.00", currency="EUR"
+            ),
+            idempotency_key=f"m{i}",
+            body={},
+        )
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'bankq_queue_depth{queue="transfers"} 2.0' in text
+    for queue in ("kyc", "notify", "default"):
+        assert f'bankq_queue_depth{{queue="{queue}"}} 0.0' in text
+    assert 'bankq_queue_oldest_age_seconds{queue="transfers"}' in text

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+import secrets
 import stat
 from pathlib import Path
 
@@ -108,9 +111,63 @@ def test_each_data_dir_gets_its_own_secret(tmp_path: Path) -> None:
 
 
 def test_explicit_secret_key_wins_and_writes_nothing(tmp_path: Path) -> None:
-    settings = Settings.from_env(_env(tmp_path, BANKQ_SECRET_KEY="from-the-environment"))
-    assert settings.secret_key == "from-the-environment"
+    key = "from-the-environment-0123456789abcdef"
+    settings = Settings.from_env(_env(tmp_path, BANKQ_SECRET_KEY=key))
+    assert settings.secret_key == key
     assert not (tmp_path / "secret_key").exists()
+
+
+def test_a_key_of_32_bytes_is_accepted(tmp_path: Path) -> None:
+    key = secrets.token_urlsafe(24)  # 32 characters
+    assert len(key.encode()) == 32
+    assert Settings.from_env(_env(tmp_path, BANKQ_SECRET_KEY=key)).secret_key == key
+
+
+@pytest.mark.parametrize("key", ["short", "x" * 31, "é" * 15])
+def test_a_short_secret_key_refuses_to_start(tmp_path: Path, key: str) -> None:
+    with pytest.raises(ValueError, match="BANKQ_SECRET_KEY is too short") as refused:
+        Settings.from_env(_env(tmp_path, BANKQ_SECRET_KEY=key))
+    assert "secrets.token_urlsafe" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "dev-only-insecure-secret-key-change-me",  # the old docker-compose.yml default
+        "change-me-to-something-long",  # the old README compose example
+        " Dev-Only-Insecure-Secret-Key-Change-Me ",
+    ],
+)
+def test_a_published_secret_key_refuses_to_start(tmp_path: Path, key: str) -> None:
+    with pytest.raises(ValueError, match="BANKQ_SECRET_KEY is a published example key") as refused:
+        Settings.from_env(_env(tmp_path, BANKQ_SECRET_KEY=key))
+    assert "secrets.token_urlsafe" in str(refused.value)
+
+
+def test_every_key_in_the_docs_and_compose_file_is_refused(tmp_path: Path) -> None:
+    """Whatever example key the README or compose file shows is refused, so copying it cannot reach production."""
+    root = Path(__file__).resolve().parents[2]
+    shown: set[str] = set()
+    for name in ("README.md", "docker-compose.yml", "Dockerfile", "Makefile"):
+        text = (root / name).read_text()
+        shown.update(re.findall(r"BANKQ_SECRET_KEY=([^\s\"'$`.][^\s\"'`]*)", text))
+        shown.update(re.findall(r"\$\{BANKQ_SECRET_KEY:-([^}]*)\}", text))
+    for key in shown:
+        with pytest.raises(ValueError, match="BANKQ_SECRET_KEY"):
+            Settings.from_env(_env(tmp_path, BANKQ_SECRET_KEY=key))
+
+
+def test_the_keys_the_tests_run_with_are_accepted(tmp_path: Path) -> None:
+    from tests.e2e.stack import E2E_SECRET_KEY
+
+    for key in (os.environ["BANKQ_SECRET_KEY"], E2E_SECRET_KEY):
+        assert Settings.from_env(_env(tmp_path, BANKQ_SECRET_KEY=key)).secret_key == key
+
+
+def test_a_tampered_key_file_refuses_to_start(tmp_path: Path) -> None:
+    (tmp_path / "secret_key").write_text("short\n")
+    with pytest.raises(ValueError, match="read from .*secret_key.* is too short"):
+        Settings.from_env(_env(tmp_path))
 
 
 def test_numeric_settings(tmp_path: Path) -> None:
