@@ -7,11 +7,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from core.clock import utcnow
 from core.db import Database
-from core.models import OutboxMessage
+from core.models import Job, OutboxMessage
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def publish(db: Database, send: Send, messages: Iterable[Outgoing | int]) -> int
     sent, failed = _send_all(db, send, ready)
     if failed:
         raise PublishFailed(f"{failed} message(s) left for the relay")
-    return sent
+    return len(sent)
 
 
 def relay(db: Database, send: Send, *, grace_seconds: float = 2.0, limit: int = 500) -> int:
@@ -72,25 +72,33 @@ def relay(db: Database, send: Send, *, grace_seconds: float = 2.0, limit: int = 
         for m in messages:
             # Claim for a while so a concurrent relay does not send the same rows again.
             m.available_at = now + timedelta(seconds=30)
-    return _send_all(db, send, [outgoing(m) for m in messages])[0]
+    sent = _send_all(db, send, [outgoing(m) for m in messages])[0]
+    if sent:
+        # A job's re-drive clock starts when its message leaves, not when it was accepted: otherwise every job
+        # that waited out a broker outage in the outbox would be re-driven (sent twice) right after this relay.
+        with db.statement() as conn:
+            conn.execute(
+                update(Job).where(Job.id.in_([m.job_id for m in sent]), Job.status == "queued").values(updated_at=now)
+            )
+    return len(sent)
 
 
-def _send_all(db: Database, send: Send, messages: list[Outgoing]) -> tuple[int, int]:
-    sent: list[int] = []
+def _send_all(db: Database, send: Send, messages: list[Outgoing]) -> tuple[list[Outgoing], int]:
+    sent: list[Outgoing] = []
     failed: dict[int, str] = {}
     for m in messages:
         try:
             send(m.task_name, m.queue, m.job_id)
-            sent.append(m.id)
+            sent.append(m)
         except Exception as exc:  # the broker is down: keep the row, the relay retries
             failed[m.id] = f"{type(exc).__name__}: {exc}"
             log.warning("outbox: could not publish job %s: %s", m.job_id, failed[m.id])
             break
     if sent:  # one statement for everything sent, however many requests it came from
         with db.statement() as conn:
-            conn.execute(delete(OutboxMessage).where(OutboxMessage.id.in_(sent)))
+            conn.execute(delete(OutboxMessage).where(OutboxMessage.id.in_([m.id for m in sent])))
     if not failed:
-        return len(sent), 0
+        return sent, 0
     with db.transaction() as s:
         for mid, error in failed.items():
             row = s.get(OutboxMessage, mid)
@@ -98,7 +106,7 @@ def _send_all(db: Database, send: Send, messages: list[Outgoing]) -> tuple[int, 
                 row.attempts += 1
                 row.last_error = error[:1000]
                 row.available_at = utcnow() + timedelta(seconds=min(60, 2 ** min(row.attempts, 6)))
-    return len(sent), len(failed)
+    return sent, len(failed)
 
 
 def pending(db: Database) -> int:

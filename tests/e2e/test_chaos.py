@@ -43,6 +43,7 @@ class Size:
     redis_outages: tuple[float, ...]
     postgres_outage: float
     gap: float  # seconds of load between faults
+    rate: float  # transfers per second offered by all clients together, as steady traffic would
 
     def faults(self) -> list[tuple[str, float]]:
         kinds = [("pool", 0.0)] * self.pool_kills + [("main", 0.0)] * self.main_kills
@@ -55,9 +56,9 @@ class Size:
 
 
 REDUCED = Size(transfers=600, clients=6, pool_kills=2, main_kills=1, redis_outages=(60.0, 2.0), postgres_outage=3.0,
-               gap=2.0)
+               gap=2.0, rate=40.0)
 FULL = Size(transfers=3000, clients=12, pool_kills=6, main_kills=4, redis_outages=(60.0, 5.0), postgres_outage=10.0,
-            gap=4.0)
+            gap=4.0, rate=40.0)
 
 
 @dataclass
@@ -186,6 +187,7 @@ def _database_counts(url: str) -> dict[str, int]:
     return dict(zip(keys, row, strict=True))
 
 
+@pytest.mark.timeout(1800)
 def test_bank_invariant_holds_through_worker_kills_and_restarts(chaos_servers, tmp_path):
     size = FULL if os.environ.get("BANKQ_CHAOS") == "full" else REDUCED
     pg, redis = chaos_servers
@@ -198,7 +200,7 @@ def test_bank_invariant_holds_through_worker_kills_and_restarts(chaos_servers, t
         "BANKQ_REQUIRE_KYC": "false",
         "BANKQ_ADMIN_USERNAME": ADMIN[0],
         "BANKQ_ADMIN_PASSWORD": ADMIN[1],
-        "BANKQ_REDRIVE_AFTER_SECONDS": "5",
+        "BANKQ_REDRIVE_AFTER_SECONDS": "10",
         "BANKQ_OUTBOX_RELAY_SECONDS": "1",
         "BANKQ_RESTART_BACKOFF_SECONDS": "0.5",
         "WEB_CONCURRENCY": "2",
@@ -234,7 +236,9 @@ def _run(size: Size, stack: Stack, pg: servers.Server, redis: servers.Server) ->
     def load(seed: int) -> None:
         rng = random.Random(seed)
         http = Client(client.base.removesuffix("/api/v1"))
+        every = size.clients / size.rate
         while True:
+            due = time.monotonic() + every
             n = next(numbers)
             if n >= size.transfers and chaos.done.is_set():
                 return
@@ -244,6 +248,7 @@ def _run(size: Size, stack: Stack, pg: servers.Server, redis: servers.Server) ->
             _submit(http, token, f"chaos-{n}", body, tally)
             if rng.random() < 0.05:  # a client unsure whether it got through sends the same request again
                 _submit(http, token, f"chaos-{n}", body, tally)
+            time.sleep(max(0.0, due - time.monotonic()))
 
     faults = threading.Thread(target=chaos.run, name="chaos")
     clients = [threading.Thread(target=load, args=(i,), name=f"client-{i}") for i in range(size.clients)]

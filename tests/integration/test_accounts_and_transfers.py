@@ -241,6 +241,21 @@ def test_outbox_keeps_what_the_broker_refused_and_relay_sends_it(bank):
     assert outbox.pending(bank.db) == 0
 
 
+def test_a_job_relayed_after_an_outage_is_not_redriven_at_once(bank):
+    """The re-drive clock starts when the relay sends the message: a job that waited out a long broker outage in
+    the outbox is not sent a second time by the next re-drive tick."""
+    alice, bob = make_user(bank), make_user(bank)
+    source, destination = open_account(bank, alice, "EUR", 50_00), open_account(bank, bob, "EUR")
+    accepted = accept_transfer(bank, alice, source, destination, key="waited")
+    clock.advance(seconds=300)  # the broker was down all this time
+    sent = []
+    assert outbox.relay(bank.db, lambda *m: sent.append(m)) == 1
+    assert jobs.redrive_stuck(bank.db, older_than_seconds=60) == 0
+    clock.advance(seconds=61)  # and if that message is lost too, re-drive still catches it
+    assert jobs.redrive_stuck(bank.db, older_than_seconds=60) == 1
+    assert [m[2] for m in sent] == [accepted.body["id"]]
+
+
 def test_redrive_requeues_jobs_whose_message_was_lost(bank):
     alice, bob = make_user(bank), make_user(bank)
     source, destination = open_account(bank, alice, "EUR", 50_00), open_account(bank, bob, "EUR")
