@@ -1,4 +1,5 @@
-"""Fixtures: real PostgreSQL and Redis (throwaway servers unless TEST_DATABASE_URL/TEST_REDIS_URL are set)."""
+"""Fixtures: real PostgreSQL and Redis (throwaway servers unless TEST_DATABASE_URL/TEST_REDIS_URL are set), and
+RabbitMQ for the tests that ask for it (throwaway unless TEST_AMQP_URL is set)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,14 @@ def pg_server() -> Iterator[servers.Server]:
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[servers.Server]:
     server = servers.redis()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def amqp_server() -> Iterator[servers.Server]:
+    """Started on first use only: a RabbitMQ node takes a few seconds to boot."""
+    server = servers.rabbitmq()
     yield server
     server.stop()
 
