@@ -56,6 +56,7 @@ def settings(database_url: str, redis_server: servers.Server, tmp_path_factory: 
         "BANKQ_DATA_DIR": str(tmp_path_factory.mktemp("data")),
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_server.url,
+        "CELERY_BROKER_URL": "",  # Redis is the broker here, whatever the shell says; RabbitMQ tests set their own
         "BANKQ_SECRET_KEY": os.environ["BANKQ_SECRET_KEY"],
     }
     # The Celery app reads its configuration lazily, on first use: point it at this session's servers.

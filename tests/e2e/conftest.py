@@ -23,6 +23,7 @@ def e2e_env(pg_server: servers.Server, redis_server: servers.Server, tmp_path) -
     env = {
         "DATABASE_URL": url,
         "REDIS_URL": redis_server.url.rsplit("/", 1)[0] + "/3",
+        "CELERY_BROKER_URL": "",  # REDIS_URL is the broker unless a test says otherwise
         "BANKQ_DATA_DIR": str(tmp_path / "data"),
         "BANKQ_SECRET_KEY": "e2e-secret-key-0123456789abcdef0123456789abcdef",
         "BANKQ_REQUIRE_KYC": "false",
