@@ -41,7 +41,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
-# PostgreSQL and Redis binaries for the throwaway test servers (skipped when TEST_DATABASE_URL/TEST_REDIS_URL are set).
+# PostgreSQL, Redis and RabbitMQ binaries for the throwaway test servers (each skipped when its TEST_*_URL is set).
 system-deps:
 	@./.ci/system-deps test
 

@@ -22,6 +22,14 @@ if broker_url.startswith("filesystem"):
         "polling_interval": 0.1,
     }
     worker_enable_remote_control = False
+elif broker_url.startswith(("amqp", "pyamqp")):  # RabbitMQ through py-amqp: amqp://, amqps://, pyamqp://
+    # The queues are durable (kombu's Queue default) and task messages persistent (Celery's default delivery
+    # mode), so they survive a broker restart. With publisher confirms a publish returns only once RabbitMQ has
+    # taken the message (and raises if it refuses it), so an outbox row is deleted only for a message the broker
+    # holds. The socket timeouts bound a publish to a broker that has stopped reading (a memory or disk alarm
+    # blocks publishers indefinitely otherwise): it fails, and the relay sends the message later.
+    broker_transport_options = {"confirm_publish": True, "read_timeout": 10, "write_timeout": 10}
+    broker_heartbeat = 30  # workers notice a dead broker connection within a minute
 else:
     broker_transport_options = {
         "visibility_timeout": 900,

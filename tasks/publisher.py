@@ -106,7 +106,8 @@ def _pool() -> ThreadPoolExecutor:
 
 
 def broker_ping() -> None:
-    """Raise if the broker does not answer within a couple of seconds."""
+    """Raise if the broker does not answer within a couple of seconds. Redis answers a PING; RabbitMQ answers the
+    AMQP handshake (login included) and the opening of a channel."""
     with celery.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=2)
         client = getattr(conn.default_channel, "client", None)
@@ -115,7 +116,8 @@ def broker_ping() -> None:
 
 
 def workers_seen(timeout: float = 1.0) -> list[str]:
-    """Workers answering a broadcast ping now. The embedded filesystem broker has no remote control: none."""
+    """Workers answering a broadcast ping now (remote control works on Redis and RabbitMQ). The embedded
+    filesystem broker has no remote control: none."""
     if celery.conf.broker_url.startswith("filesystem"):
         return []
     try:

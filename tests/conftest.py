@@ -1,4 +1,5 @@
-"""Fixtures: real PostgreSQL and Redis (throwaway servers unless TEST_DATABASE_URL/TEST_REDIS_URL are set)."""
+"""Fixtures: real PostgreSQL and Redis (throwaway servers unless TEST_DATABASE_URL/TEST_REDIS_URL are set), and
+RabbitMQ for the tests that ask for it (throwaway unless TEST_AMQP_URL is set)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,14 @@ def redis_server() -> Iterator[servers.Server]:
 
 
 @pytest.fixture(scope="session")
+def amqp_server() -> Iterator[servers.Server]:
+    """Started on first use only: a RabbitMQ node takes a few seconds to boot."""
+    server = servers.rabbitmq()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def database_url(pg_server: servers.Server) -> Iterator[str]:
     url = support.create_database(pg_server.url)
     migrate(url)
@@ -47,6 +56,7 @@ def settings(database_url: str, redis_server: servers.Server, tmp_path_factory: 
         "BANKQ_DATA_DIR": str(tmp_path_factory.mktemp("data")),
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_server.url,
+        "CELERY_BROKER_URL": "",  # Redis is the broker here, whatever the shell says; RabbitMQ tests set their own
         "BANKQ_SECRET_KEY": os.environ["BANKQ_SECRET_KEY"],
     }
     # The Celery app reads its configuration lazily, on first use: point it at this session's servers.

@@ -1,7 +1,7 @@
-"""Throwaway PostgreSQL and Redis servers for the tests, started from the installed binaries.
+"""Throwaway PostgreSQL, Redis and RabbitMQ servers for the tests, started from the installed binaries.
 
-TEST_DATABASE_URL / TEST_REDIS_URL point the tests at existing servers instead. PostgreSQL refuses to run as
-root, so as root the server runs as an unprivileged user (postgres if it exists, else nobody)."""
+TEST_DATABASE_URL / TEST_REDIS_URL / TEST_AMQP_URL point the tests at existing servers instead. PostgreSQL refuses
+to run as root, so as root the server runs as an unprivileged user (postgres if it exists, else nobody)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -155,3 +156,132 @@ def postgres() -> Server:
 def redis() -> Server:
     url = os.environ.get("TEST_REDIS_URL")
     return Server(url=url) if url else start_redis()
+
+
+def _rabbitmq_bin(name: str) -> str:
+    # Debian's /usr/sbin/rabbitmq-server is a wrapper that, as root, re-runs the script as the rabbitmq user with
+    # that user's HOME (and so the system node's Erlang cookie); the script behind it runs as any user, root too.
+    for candidate in (f"/usr/lib/rabbitmq/bin/{name}", shutil.which(name)):
+        if candidate and os.path.exists(candidate):
+            return candidate
+    raise RuntimeError(f"{name} not found: install rabbitmq-server (make system-deps) or set TEST_AMQP_URL")
+
+
+def _epmd_bin() -> str:
+    found = shutil.which("epmd") or next(iter(sorted(glob.glob("/usr/lib/erlang/erts-*/bin/epmd"), reverse=True)), "")
+    if not found:
+        raise RuntimeError("epmd not found: install rabbitmq-server (make system-deps) or set TEST_AMQP_URL")
+    return found
+
+
+def wait_for_amqp(
+    url: str, timeout: float = 60.0, process: subprocess.Popen | None = None, log: Path | None = None
+) -> None:
+    """Until an AMQP connection opens: RabbitMQ listens a moment before it accepts logins."""
+    from kombu import Connection
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            tail = log.read_text(errors="replace")[-4000:] if log and log.exists() else ""
+            raise RuntimeError(f"rabbitmq-server exited with {process.returncode}:\n{tail}")
+        try:
+            with Connection(url, connect_timeout=1) as conn:
+                conn.ensure_connection(max_retries=1, timeout=1)
+                return
+        except Exception:
+            time.sleep(0.2)
+    raise TimeoutError(f"no AMQP connection to {url} after {timeout}s")
+
+
+@dataclass
+class RabbitMQ(Server):
+    """A throwaway RabbitMQ node with its own epmd, ports, cookie and data under one temporary folder.
+
+    halt() and resume() stop and restart the node on the same port and data (durable queues survive): an outage."""
+
+    env: dict[str, str] = field(default_factory=dict)
+    epmd: subprocess.Popen | None = None
+
+    def resume(self) -> None:
+        assert self.directory is not None
+        log = self.directory / "server.out"
+        with open(log, "ab") as out:
+            self.process = subprocess.Popen(
+                [_rabbitmq_bin("rabbitmq-server")],
+                env=self.env,
+                cwd=self.directory,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        wait_for_amqp(self.url, process=self.process, log=log)
+
+    def halt(self) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        os.killpg(process.pid, signal.SIGTERM)  # the node shuts down cleanly on SIGTERM, in about a second
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+
+    def stop(self) -> None:
+        self.halt()
+        if self.epmd is not None and self.epmd.poll() is None:
+            self.epmd.terminate()
+            self.epmd.wait(10)
+        if self.directory:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def start_rabbitmq() -> RabbitMQ:
+    """RabbitMQ from the installed binaries, as the current user (root works), on 127.0.0.1 only. A private epmd on
+    its own port keeps the node out of any system RabbitMQ's way and leaves no daemon behind."""
+    directory = Path(tempfile.mkdtemp(prefix="bankq-rabbitmq-"))
+    port, dist_port, epmd_port = free_port(), free_port(), free_port()
+    (directory / "rabbitmq.conf").write_text(f"listeners.tcp.1 = 127.0.0.1:{port}\n")
+    (directory / "enabled_plugins").write_text("[].\n")
+    (directory / "rabbitmq-env.conf").write_text("")  # not /etc/rabbitmq's, which names the system node
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LANG": "C.UTF-8",
+        "HOME": str(directory),  # the Erlang cookie is created here
+        "RABBITMQ_CONF_ENV_FILE": str(directory / "rabbitmq-env.conf"),
+        "RABBITMQ_NODENAME": f"bankq-test-{port}@localhost",
+        "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+        "RABBITMQ_NODE_PORT": str(port),
+        "RABBITMQ_DIST_PORT": str(dist_port),
+        "RABBITMQ_BASE": str(directory),
+        "RABBITMQ_MNESIA_BASE": str(directory / "mnesia"),
+        "RABBITMQ_LOG_BASE": str(directory / "log"),
+        "RABBITMQ_PID_FILE": str(directory / "rabbitmq.pid"),
+        "RABBITMQ_CONFIG_FILE": str(directory / "rabbitmq.conf"),
+        "RABBITMQ_ADVANCED_CONFIG_FILE": str(directory / "advanced.config"),
+        "RABBITMQ_ENABLED_PLUGINS_FILE": str(directory / "enabled_plugins"),
+        "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+        "ERL_EPMD_PORT": str(epmd_port),
+        "ERL_EPMD_ADDRESS": "127.0.0.1",
+    }
+    epmd = subprocess.Popen(
+        [_epmd_bin(), "-port", str(epmd_port), "-address", "127.0.0.1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    server = RabbitMQ(url=f"amqp://guest:guest@127.0.0.1:{port}//", directory=directory, port=port, env=env, epmd=epmd)
+    try:
+        wait_for_port(epmd_port, 10)
+        server.resume()
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def rabbitmq() -> Server:
+    """TEST_AMQP_URL (e.g. amqp://guest:guest@127.0.0.1:5672//) or a throwaway node."""
+    url = os.environ.get("TEST_AMQP_URL")
+    return Server(url=url) if url else start_rabbitmq()

@@ -1,4 +1,5 @@
-"""The whole machine over HTTP: real gunicorn, real Celery workers and beat, PostgreSQL and Redis."""
+"""The whole machine over HTTP: real gunicorn, real Celery workers and beat, PostgreSQL and Redis, with Redis or
+RabbitMQ as the broker."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import psycopg
 import pytest
 import requests
 
-from tests import servers
 from tests.e2e.stack import ADMIN, Client
 from tests.support import libpq
 
@@ -23,8 +23,8 @@ def fund(client: Client, admin: str, account: str, amount: str, key: str) -> Non
     assert client.wait_job(admin, job.json()["id"])["status"] == "succeeded"
 
 
-def test_full_transfer_flow(e2e_env, stack_factory):
-    stack = stack_factory(e2e_env)
+def test_full_transfer_flow(broker_env, stack_factory):
+    stack = stack_factory(broker_env)
     client = Client(stack.start_api())
     stack.start_worker()
     stack.start_beat()
@@ -70,8 +70,9 @@ def _wait_for_lock_waiter(database_url: str, timeout: float = 30) -> None:
     raise TimeoutError("no worker is waiting on the account lock")
 
 
-def test_worker_killed_while_holding_a_job_still_finishes_once(e2e_env, stack_factory):
-    stack = stack_factory(e2e_env)
+def test_worker_killed_while_holding_a_job_still_finishes_once(broker_env, stack_factory):
+    """On Redis the stuck job is re-driven; RabbitMQ also redelivers the unacknowledged message at once."""
+    stack = stack_factory(broker_env)
     client = Client(stack.start_api())
     stack.start_worker("worker-1")
     stack.start_beat()
@@ -82,10 +83,10 @@ def test_worker_killed_while_holding_a_job_still_finishes_once(e2e_env, stack_fa
     fund(client, admin, source, "10.00", "fund")
 
     # Hold the source account's row so the worker blocks inside its posting transaction.
-    blocker = psycopg.connect(libpq(e2e_env["DATABASE_URL"]))
+    blocker = psycopg.connect(libpq(broker_env["DATABASE_URL"]))
     blocker.execute("SELECT id FROM accounts WHERE id = %s FOR NO KEY UPDATE", (source,))
     job_id = client.transfer(alice, "held", source, destination, "7.00").json()["id"]
-    _wait_for_lock_waiter(e2e_env["DATABASE_URL"])
+    _wait_for_lock_waiter(broker_env["DATABASE_URL"])
     stack.kill("worker-1")  # SIGKILL to the whole worker: main process and pool children
     blocker.rollback()
     blocker.close()
@@ -94,7 +95,7 @@ def test_worker_killed_while_holding_a_job_still_finishes_once(e2e_env, stack_fa
     job = client.wait_job(alice, job_id, timeout=90)
     assert job["status"] == "succeeded"
     assert client.balance(alice, source) == "3.00" and client.balance(bob, destination) == "7.00"
-    with psycopg.connect(libpq(e2e_env["DATABASE_URL"])) as conn:
+    with psycopg.connect(libpq(broker_env["DATABASE_URL"])) as conn:
         entries = conn.execute(
             "SELECT count(*) FROM entries e JOIN transfers t ON t.id = e.transfer_id WHERE t.job_id = %s", (job_id,)
         ).fetchone()[0]
@@ -102,35 +103,31 @@ def test_worker_killed_while_holding_a_job_still_finishes_once(e2e_env, stack_fa
     assert client.call("GET", "/admin/ledger/check", admin).json()["ok"]
 
 
-def test_broker_down_at_accept_then_job_completes(e2e_env, stack_factory):
-    broker = servers.start_redis()
-    port = broker.port
-    try:
-        stack = stack_factory({**e2e_env, "CELERY_BROKER_URL": f"redis://127.0.0.1:{port}/0"})
-        client = Client(stack.start_api())
-        stack.start_worker()
-        stack.start_beat()
-        admin = client.login(*ADMIN)
-        _, alice = client.customer("alice")
-        _, bob = client.customer("bob")
-        source, destination = client.account(alice), client.account(bob)
-        fund(client, admin, source, "20.00", "fund")
+def test_broker_down_at_accept_then_job_completes(e2e_env, broker_outage, stack_factory):
+    stack = stack_factory({**e2e_env, "CELERY_BROKER_URL": broker_outage.url})
+    client = Client(stack.start_api())
+    stack.start_worker()
+    stack.start_beat()
+    admin = client.login(*ADMIN)
+    _, alice = client.customer("alice")
+    _, bob = client.customer("bob")
+    source, destination = client.account(alice), client.account(bob)
+    fund(client, admin, source, "20.00", "fund")
 
-        broker.stop()
-        ready = requests.get(f"{stack.base}/ready", timeout=10)
-        assert ready.status_code == 503 and ready.json()["failed"] == ["broker"] and "Retry-After" in ready.headers
-        started = time.monotonic()
-        accepted = client.transfer(alice, "while-down", source, destination, "5.00")
-        assert accepted.status_code == 202, accepted.text
-        assert time.monotonic() - started < 8, "accepting must not hang on a dead broker"
-        job_id = accepted.json()["id"]
-        time.sleep(2)
-        assert client.call("GET", f"/jobs/{job_id}", alice).json()["status"] == "queued"
+    broker_outage.stop()
+    ready = requests.get(f"{stack.base}/ready", timeout=10)
+    assert ready.status_code == 503 and ready.json()["failed"] == ["broker"] and "Retry-After" in ready.headers
+    started = time.monotonic()
+    accepted = client.transfer(alice, "while-down", source, destination, "5.00")
+    assert accepted.status_code == 202, accepted.text
+    assert time.monotonic() - started < 8, "accepting must not hang on a dead broker"
+    job_id = accepted.json()["id"]
+    time.sleep(2)
+    assert client.call("GET", f"/jobs/{job_id}", alice).json()["status"] == "queued"
 
-        broker = servers.start_redis(port)
-        job = client.wait_job(alice, job_id, timeout=90)
-        assert job["status"] == "succeeded"
-        assert client.balance(bob, destination) == "5.00"
-        assert client.call("GET", "/admin/ledger/check", admin).json()["ok"]
-    finally:
-        broker.stop()
+    broker_outage.start()
+    job = client.wait_job(alice, job_id, timeout=90)
+    assert job["status"] == "succeeded"
+    assert client.balance(bob, destination) == "5.00"
+    assert requests.get(f"{stack.base}/ready", timeout=10).status_code == 200
+    assert client.call("GET", "/admin/ledger/check", admin).json()["ok"]
