@@ -80,6 +80,7 @@ class SteadyRedBeatScheduler(RedBeatScheduler):
     def maybe_due(self, entry: Any, **kwargs: Any) -> float:
         is_due, next_time_to_run = entry.is_due()
         if is_due:
+            log.info("Scheduler: Sending due task %s (%s)", entry.name, entry.task)
             try:
                 self.apply_async(entry, **kwargs)
             except Exception as exc:  # the broker is down: the next tick sends it again

@@ -124,3 +124,44 @@ def test_a_signal_to_make_run_alone_stops_every_process(tmp_path, sig):
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def test_ctrl_c_drains_and_nothing_accepted_is_lost(e2e_env, tmp_path):
+    """Ctrl-C while transfers are in flight: the worker finishes what it runs (warm shutdown), what it had only
+    reserved goes back, and after the next start every accepted job ends, each posted once."""
+    first = Stack({**e2e_env, "BANKQ_RESTART_BACKOFF_SECONDS": "0.2"}, tmp_path)
+    try:
+        client = Client(first.start_launcher())
+        admin = client.login(*ADMIN)
+        _, alice = client.customer("alice")
+        _, bob = client.customer("bob")
+        source, destination = client.account(alice), client.account(bob)
+        funded = client.call("POST", "/deposits", admin, "fund",
+                             json={"account_id": source, "amount": "500.00", "currency": "EUR"})
+        assert client.wait_job(admin, funded.json()["id"])["status"] == "succeeded"
+        accepted = []
+        for i in range(150):
+            answer = client.transfer(alice, f"t{i}", source, destination, "1.00")
+            assert answer.status_code == 202, answer.text
+            accepted.append(answer.json()["id"])
+        launcher = first.procs["launcher"]
+        launcher.send_signal(signal.SIGINT)  # what a terminal's Ctrl-C delivers to the launcher
+        assert launcher.wait(90) == 0
+        log = first.log("launcher")
+        assert "bankq: stopping (received SIGINT)" in log and "bankq: stopped" in log
+        assert "did not stop within" not in log, log[-3000:]  # nobody had to be killed
+    finally:
+        first.stop_all()
+
+    logs = tmp_path / "second"
+    logs.mkdir()
+    second = Stack(e2e_env, logs)
+    try:
+        client = Client(second.start_launcher())
+        for job_id in accepted:
+            assert client.wait_job(alice, job_id, timeout=90)["status"] == "succeeded"
+        assert client.balance(bob, destination) == "150.00"
+        assert client.balance(alice, source) == "350.00"
+        assert client.call("GET", "/admin/ledger/check", client.login(*ADMIN)).json()["ok"]
+    finally:
+        second.stop_all()
