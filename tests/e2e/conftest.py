@@ -109,3 +109,13 @@ def broker_outage(broker: str, request: pytest.FixtureRequest) -> Iterator[Outag
     outage = Outage(amqp.url, amqp)
     yield outage
     outage.start()  # running again for the tests after this one, whatever happened
+
+
+@pytest.fixture
+def own_servers() -> Iterator[tuple[servers.Server, servers.Server]]:
+    """PostgreSQL and Redis of the test's own, whatever TEST_DATABASE_URL says: the test stops and starts them.
+    PostgreSQL keeps synchronous commit, so a crash loses nothing it acknowledged, as in production."""
+    pg, redis = servers.start_postgres(crash_safe=True), servers.start_redis()
+    yield pg, redis
+    redis.stop()
+    pg.stop()

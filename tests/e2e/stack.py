@@ -20,6 +20,39 @@ ADMIN = ("e2e-admin", "slate-compass-2048")
 E2E_SECRET_KEY = "e2e-secret-key-0123456789abcdef0123456789abcdef"
 
 
+def embedded_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    """`make run`'s default: SQLite and the filesystem broker under data_dir, no servers."""
+    env = {
+        "BANKQ_DATA_DIR": str(data_dir),
+        "BANKQ_REQUIRE_KYC": "false",
+        "BANKQ_ADMIN_USERNAME": ADMIN[0],
+        "BANKQ_ADMIN_PASSWORD": ADMIN[1],
+        "WORKER_CONCURRENCY": "1",
+        "WEB_CONCURRENCY": "1",
+        **extra,
+    }
+    for name in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"):
+        env[name] = ""
+    return env
+
+
+def real_env(database_url: str, redis_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
+    """PostgreSQL + Redis (as broker too), quick re-drive and relay so recoveries show within a test's patience."""
+    return {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "CELERY_BROKER_URL": "",
+        "BANKQ_DATA_DIR": str(data_dir),
+        "BANKQ_SECRET_KEY": E2E_SECRET_KEY,
+        "BANKQ_REQUIRE_KYC": "false",
+        "BANKQ_ADMIN_USERNAME": ADMIN[0],
+        "BANKQ_ADMIN_PASSWORD": ADMIN[1],
+        "BANKQ_REDRIVE_AFTER_SECONDS": "3",
+        "BANKQ_OUTBOX_RELAY_SECONDS": "1",
+        **extra,
+    }
+
+
 def children(pid: int) -> list[int]:
     """Live direct children of a process, from /proc."""
     found = []

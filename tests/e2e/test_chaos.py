@@ -17,7 +17,6 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -26,7 +25,7 @@ import pytest
 import requests
 
 from tests import servers
-from tests.e2e.stack import ADMIN, Client, Stack, children, cmdline
+from tests.e2e.stack import ADMIN, Client, Stack, children, cmdline, real_env
 from tests.support import libpq
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos]
@@ -80,15 +79,6 @@ class Tally:
                 self.statuses[status] += 1
             if error:
                 self.errors[error] += 1
-
-
-@pytest.fixture
-def chaos_servers() -> Iterator[tuple[servers.Server, servers.Server]]:
-    # Always throwaway servers of our own, whatever TEST_DATABASE_URL says: this test stops and starts them.
-    pg, redis = servers.start_postgres(crash_safe=True), servers.start_redis()
-    yield pg, redis
-    redis.stop()
-    pg.stop()
 
 
 def _worker_main(launcher_pid: int, timeout: float = 30) -> int:
@@ -188,25 +178,11 @@ def _database_counts(url: str) -> dict[str, int]:
 
 
 @pytest.mark.timeout(1800)
-def test_bank_invariant_holds_through_worker_kills_and_restarts(chaos_servers, tmp_path):
+def test_bank_invariant_holds_through_worker_kills_and_restarts(own_servers, tmp_path):
     size = FULL if os.environ.get("BANKQ_CHAOS") == "full" else REDUCED
-    pg, redis = chaos_servers
-    env = {
-        "DATABASE_URL": pg.url,
-        "REDIS_URL": redis.url,
-        "CELERY_BROKER_URL": "",
-        "BANKQ_DATA_DIR": str(tmp_path / "data"),
-        "BANKQ_SECRET_KEY": "chaos-secret-key-0123456789abcdef0123456789abcdef",
-        "BANKQ_REQUIRE_KYC": "false",
-        "BANKQ_ADMIN_USERNAME": ADMIN[0],
-        "BANKQ_ADMIN_PASSWORD": ADMIN[1],
-        "BANKQ_REDRIVE_AFTER_SECONDS": "10",
-        "BANKQ_OUTBOX_RELAY_SECONDS": "1",
-        "BANKQ_RESTART_BACKOFF_SECONDS": "0.5",
-        "WEB_CONCURRENCY": "2",
-        "WEB_THREADS": "8",
-        "WORKER_CONCURRENCY": "2",
-    }
+    pg, redis = own_servers
+    env = real_env(pg.url, redis.url, tmp_path / "data", BANKQ_REDRIVE_AFTER_SECONDS="10",
+                   BANKQ_RESTART_BACKOFF_SECONDS="0.5", WEB_CONCURRENCY="2", WEB_THREADS="8", WORKER_CONCURRENCY="2")
     stack = Stack(env, tmp_path)
     try:
         _run(size, stack, pg, redis)

@@ -7,23 +7,13 @@ import time
 
 import pytest
 
-from tests.e2e.stack import ADMIN, Client, Stack, alive, descendants
+from tests.e2e.stack import ADMIN, Client, Stack, alive, descendants, embedded_env
 
 pytestmark = pytest.mark.e2e
 
 
 def test_embedded_default_serves_a_transfer_and_stops_cleanly(tmp_path):
-    env = {
-        "BANKQ_DATA_DIR": str(tmp_path / "var"),
-        "BANKQ_REQUIRE_KYC": "false",
-        "BANKQ_ADMIN_USERNAME": ADMIN[0],
-        "BANKQ_ADMIN_PASSWORD": ADMIN[1],
-        "WORKER_CONCURRENCY": "1",
-        "WEB_CONCURRENCY": "1",
-    }
-    for name in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"):
-        env[name] = ""
-    stack = Stack(env, tmp_path)
+    stack = Stack(embedded_env(tmp_path / "var"), tmp_path)
     try:
         client = Client(stack.start_launcher())
         assert (tmp_path / "var" / "bankq.db").exists()

@@ -11,26 +11,14 @@ import time
 import pytest
 import requests
 
-from tests.e2e.stack import ADMIN, ROOT, Client, Stack, alive, children, cmdline, descendants
+from tests.e2e.stack import ADMIN, ROOT, Client, Stack, alive, children, cmdline, descendants, embedded_env
 from tests.servers import free_port
 
 pytestmark = pytest.mark.e2e
 
 
-def embedded_env(tmp_path, **extra: str) -> dict[str, str]:
-    env = {
-        "BANKQ_DATA_DIR": str(tmp_path / "var"),
-        "BANKQ_REQUIRE_KYC": "false",
-        "BANKQ_ADMIN_USERNAME": ADMIN[0],
-        "BANKQ_ADMIN_PASSWORD": ADMIN[1],
-        "WORKER_CONCURRENCY": "1",
-        "WEB_CONCURRENCY": "1",
-        "BANKQ_RESTART_BACKOFF_SECONDS": "0.2",
-        **extra,
-    }
-    for name in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"):
-        env[name] = ""
-    return env
+def supervised_env(tmp_path, **extra: str) -> dict[str, str]:
+    return embedded_env(tmp_path / "var", BANKQ_RESTART_BACKOFF_SECONDS="0.2", **extra)
 
 
 def component(launcher_pid: int, word: str, timeout: float = 30) -> int:
@@ -53,7 +41,7 @@ def wait_until(check, timeout: float, what: str) -> None:  # type: ignore[no-unt
 
 
 def test_a_killed_process_is_restarted_and_work_goes_on(tmp_path):
-    stack = Stack(embedded_env(tmp_path), tmp_path)
+    stack = Stack(supervised_env(tmp_path), tmp_path)
     try:
         client = Client(stack.start_launcher())
         launcher = stack.procs["launcher"].pid
@@ -78,7 +66,7 @@ def test_a_killed_process_is_restarted_and_work_goes_on(tmp_path):
 
 def test_a_crash_loop_stops_everything_and_says_why(tmp_path):
     # An invalid log level makes the worker and beat exit at once, every time.
-    stack = Stack(embedded_env(tmp_path, LOG_LEVEL="bogus"), tmp_path)
+    stack = Stack(supervised_env(tmp_path, LOG_LEVEL="bogus"), tmp_path)
     try:
         stack._spawn("launcher", ["-m", "tasks.launcher"])
         launcher = stack.procs["launcher"]
@@ -94,7 +82,7 @@ def test_a_crash_loop_stops_everything_and_says_why(tmp_path):
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_to_make_run_alone_stops_every_process(tmp_path, sig):
     port = free_port()
-    env = {**os.environ, **embedded_env(tmp_path), "PORT": str(port), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, **supervised_env(tmp_path), "PORT": str(port), "PYTHONUNBUFFERED": "1"}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     with open(tmp_path / "make.log", "wb") as log:
         make = subprocess.Popen(["make", "--no-print-directory", "run"], cwd=ROOT, env=env, stdout=log,

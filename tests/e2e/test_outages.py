@@ -5,7 +5,6 @@ chaos test's load: the accepted job is posted once Redis is back, with no proces
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 import requests
@@ -14,36 +13,23 @@ from core.bank import Bank
 from core.settings import Settings
 from core.setup import prepare
 from tests import servers
-from tests.e2e.stack import ADMIN, Client, Stack
+from tests.e2e.stack import ADMIN, Client, Stack, real_env
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def own_servers(tmp_path) -> Iterator[tuple[servers.Server, servers.Server, dict[str, str]]]:
-    pg, redis = servers.start_postgres(crash_safe=True), servers.start_redis()
-    env = {
-        "DATABASE_URL": pg.url,
-        "REDIS_URL": redis.url,
-        "CELERY_BROKER_URL": "",
-        "BANKQ_DATA_DIR": str(tmp_path / "data"),
-        "BANKQ_SECRET_KEY": "outage-secret-key-0123456789abcdef0123456789abcdef",
-        "BANKQ_REQUIRE_KYC": "false",
-        "BANKQ_ADMIN_USERNAME": ADMIN[0],
-        "BANKQ_ADMIN_PASSWORD": ADMIN[1],
-        "BANKQ_REDRIVE_AFTER_SECONDS": "3",
-        "BANKQ_OUTBOX_RELAY_SECONDS": "1",
-    }
+def prepared(own_servers, tmp_path) -> tuple[servers.Server, servers.Server, dict[str, str]]:
+    pg, redis = own_servers
+    env = real_env(pg.url, redis.url, tmp_path / "data")
     bank = Bank(Settings.from_env(env))
     prepare(bank)
     bank.db.dispose()
-    yield pg, redis, env
-    redis.stop()
-    pg.stop()
+    return pg, redis, env
 
 
-def test_api_answers_503_while_postgres_is_down_and_accepts_within_5_s_after(own_servers, tmp_path):
-    pg, _, env = own_servers
+def test_api_answers_503_while_postgres_is_down_and_accepts_within_5_s_after(prepared, tmp_path):
+    pg, _, env = prepared
     stack = Stack(env, tmp_path)
     try:
         client = Client(stack.start_api())
@@ -82,8 +68,8 @@ def test_api_answers_503_while_postgres_is_down_and_accepts_within_5_s_after(own
         stack.stop_all()
 
 
-def test_worker_and_beat_ride_out_a_redis_outage(own_servers, tmp_path):
-    _, redis, env = own_servers
+def test_worker_and_beat_ride_out_a_redis_outage(prepared, tmp_path):
+    _, redis, env = prepared
     stack = Stack(env, tmp_path)
     try:
         client = Client(stack.start_api())
