@@ -41,7 +41,8 @@ class ProblemApi(Api):
 
 def create_app(settings: Settings | None = None, bank: Bank | None = None) -> Flask:
     bank = bank or Bank(settings)
-    app = Flask("bankq")
+    # The package, never the project name: in a checkout folder named bankq, "bankq" is a namespace package.
+    app = Flask(__name__)
     app.config.update(
         API_TITLE="bankq",
         API_VERSION="v1",
