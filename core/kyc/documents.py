@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -76,13 +77,15 @@ def submit_document(
         raise ValidationFailed("Unknown document type.", errors={"document_type": ["Must be passport or id_card."]})
     image = check_image(data)
     body = {"document_type": document_type, "file_sha256": image.sha256}
+    # One file per run of `create`: accept() may run it more than once (a racing request with the same key), and
+    # only the last run commits, unless the answer is a replay or an error, when none did.
+    written: list[Path] = []
 
     def create(s: Session) -> tuple[int, dict[str, Any], str | None]:
         doc_id = new_id()
         stored_name = f"{doc_id}.{image.extension}"
-        target = storage_dir(bank) / stored_name
-        target.write_bytes(image.content)
-        target.chmod(0o600)
+        # Written before the commit, so a committed document always has its file when the worker is told.
+        written.append(_store(storage_dir(bank) / stored_name, image.content))
         job = jobs.new_job(
             s, kind="kyc", user_id=user.id, resource_type="kyc_document", resource_id=doc_id, job_id=new_id()
         )
@@ -108,14 +111,43 @@ def submit_document(
         audit.record(s, user.id, "kyc.document_uploaded", f"kyc_document:{doc_id}", document_type=document_type)
         return 202, jobs.job_view(job), job.id
 
-    return accept(
-        bank.db,
-        user_id=user.id,
-        key=idempotency_key,
-        request_fingerprint=fingerprint("POST", "/api/v1/kyc/documents", body),
-        create=create,
-        ttl_seconds=bank.settings.idempotency_ttl_seconds,
-    )
+    try:
+        accepted = accept(
+            bank.db,
+            user_id=user.id,
+            key=idempotency_key,
+            request_fingerprint=fingerprint("POST", "/api/v1/kyc/documents", body),
+            create=create,
+            ttl_seconds=bank.settings.idempotency_ttl_seconds,
+        )
+    except BaseException:
+        _remove(written)
+        raise
+    _remove(written if accepted.replayed else written[:-1])
+    return accepted
+
+
+def _store(path: Path, content: bytes) -> Path:
+    """Owner-only from the first byte, and on disk before the transaction that records it commits."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(content)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _remove(paths: list[Path]) -> None:
+    """Files of uploads whose transaction rolled back: no row points at them."""
+    for path in paths:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            log.warning("kyc: could not remove the orphan upload %s", path, exc_info=True)
 
 
 def claim(bank: Bank, job_id: str) -> Claim | None:
