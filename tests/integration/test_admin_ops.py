@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from celery import Celery
+
 from core.transfers import TransferRequest, request_transfer
+from tasks.publisher import WORKERS_STATUSES, workers_report
+from tests.servers import free_port
 from tests.support import auth_headers, make_user, open_account
 
 
@@ -24,7 +28,10 @@ def test_queues_show_waiting_jobs_per_queue(bank, client):
     queues = {q["name"]: q for q in answer.get_json()["queues"]}
     assert set(queues) >= {"transfers", "kyc", "notify", "default"}
     assert queues["transfers"]["depth"] == 3 and queues["kyc"]["depth"] == 0
-    assert isinstance(answer.get_json()["workers"], list)
+    # No worker runs in these tests and the broker is this session's Redis: asked, and nobody answered.
+    assert answer.get_json()["workers"] == []
+    assert answer.get_json()["workers_status"] == "none_answered"
+    assert "No worker answered" in answer.get_json()["workers_note"]
     assert client.get("/api/v1/admin/queues", headers=auth_headers(client, alice)).status_code == 403
 
 
@@ -43,3 +50,26 @@ def test_audit_trail_is_listed_newest_first_with_a_cursor(bank, client):
     assert [e["details"]["currency"] for e in events] == ["GBP", "USD", "EUR"]
     assert all(e["actor_id"] == admin.id and e["target"].startswith("account:") for e in events)
     assert client.get("/api/v1/admin/audit", headers=auth_headers(client, alice)).status_code == 403
+
+
+def test_workers_are_unknown_on_the_embedded_broker(tmp_path):
+    embedded = Celery("embedded", broker="filesystem://")
+    embedded.conf.broker_transport_options = {"data_folder_in": str(tmp_path), "data_folder_out": str(tmp_path)}
+    report = workers_report(embedded)
+    assert report["workers"] is None and report["workers_status"] == "no_remote_control"
+    assert "embedded broker has no remote control" in report["workers_note"]
+
+
+def test_workers_are_unknown_when_the_broker_is_down():
+    down = Celery("down", broker=f"redis://127.0.0.1:{free_port()}/0")
+    down.conf.broker_connection_timeout = 1
+    report = workers_report(down)
+    assert report["workers"] is None and report["workers_status"] == "broker_unavailable"
+
+
+def test_the_openapi_document_explains_the_workers_field(client):
+    schema = client.get("/api/v1/openapi.json").get_json()["components"]["schemas"]["QueuesOut"]["properties"]
+    assert schema["workers"]["nullable"] is True and "null" in schema["workers"]["description"]
+    assert schema["workers_status"]["enum"] == list(WORKERS_STATUSES)
+    assert "workers_note" in schema
+
