@@ -8,6 +8,7 @@ from typing import Any
 
 from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, pre_load, validate, validates_schema
 
+from core.audit import ACTIONS as AUDIT_ACTIONS
 from core.jobs import STATUSES
 from tasks.publisher import WORKERS_STATUSES
 
@@ -256,14 +257,24 @@ class ConfirmIn(Strict):
     code = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{6}$", error="Six digits."))
 
 
+AUDIT_ACTIONS_TEXT = "\n".join(f"- `{action}`: {meaning}" for action, meaning in AUDIT_ACTIONS.items())
+
+
 class AuditArgs(PageArgs):
-    action = fields.String(load_default=None, validate=validate.Length(max=64))
+    action = fields.String(
+        load_default=None,
+        validate=validate.OneOf(list(AUDIT_ACTIONS)),
+        metadata={"description": "Only events of this action (an unknown action is a 422):\n" + AUDIT_ACTIONS_TEXT},
+    )
 
 
 class AuditEventOut(Schema):
     id = fields.String()
     actor_id = fields.String(allow_none=True)
-    action = fields.String()
+    action = fields.String(
+        validate=validate.OneOf(list(AUDIT_ACTIONS)),
+        metadata={"description": "What happened:\n" + AUDIT_ACTIONS_TEXT},
+    )
     target = fields.String(allow_none=True)
     at = fields.String()
     details = fields.Dict(allow_none=True)

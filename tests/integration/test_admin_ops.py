@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import Celery
 
+from core.audit import ACTIONS
 from core.transfers import TransferRequest, request_transfer
 from tasks.publisher import WORKERS_STATUSES, workers_report
 from tests.servers import free_port
@@ -73,3 +74,20 @@ def test_the_openapi_document_explains_the_workers_field(client):
     assert schema["workers_status"]["enum"] == list(WORKERS_STATUSES)
     assert "workers_note" in schema
 
+
+def test_the_openapi_document_lists_every_audit_action(client):
+    doc = client.get("/api/v1/openapi.json").get_json()
+    [param] = [p for p in doc["paths"]["/api/v1/admin/audit"]["get"]["parameters"] if p["name"] == "action"]
+    field = doc["components"]["schemas"]["AuditEventOut"]["properties"]["action"]
+    for listed in (param["schema"], field):
+        assert [a for a in listed["enum"] if a is not None] == list(ACTIONS)  # None: the filter is optional
+    for action in ACTIONS:
+        assert f"`{action}`" in param["description"] and f"`{action}`" in field["description"]
+
+
+def test_the_audit_filter_takes_listed_actions_only(bank, client):
+    headers = auth_headers(client, make_user(bank, role="admin"))
+    assert client.get("/api/v1/admin/audit?action=user.locked", headers=headers).status_code == 200
+    unknown = client.get("/api/v1/admin/audit?action=account.renamed", headers=headers)
+    assert unknown.status_code == 422 and unknown.mimetype == "application/problem+json"
+    assert "action" in unknown.get_json()["errors"]
