@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from core.clock import as_utc, isoformat, utcnow
 from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from core.idempotency import Accepted, accept, fingerprint
 from core.kyc.decision import Decision, decide
-from core.kyc.uploads import MAX_BYTES, check_image
+from core.kyc.uploads import MAX_BYTES, check_image, remove_uploads, store_upload
 from core.models import Job, KycDocument, User, new_id
 from core.notifications import queue_notification
 from core.pagination import check_limit, decode_cursor, encode_cursor
@@ -85,7 +84,7 @@ def submit_document(
         doc_id = new_id()
         stored_name = f"{doc_id}.{image.extension}"
         # Written before the commit, so a committed document always has its file when the worker is told.
-        written.append(_store(storage_dir(bank) / stored_name, image.content))
+        written.append(store_upload(storage_dir(bank) / stored_name, image.content))
         job = jobs.new_job(
             s, kind="kyc", user_id=user.id, resource_type="kyc_document", resource_id=doc_id, job_id=new_id()
         )
@@ -121,33 +120,10 @@ def submit_document(
             ttl_seconds=bank.settings.idempotency_ttl_seconds,
         )
     except BaseException:
-        _remove(written)
+        remove_uploads(written)
         raise
-    _remove(written if accepted.replayed else written[:-1])
+    remove_uploads(written if accepted.replayed else written[:-1])
     return accepted
-
-
-def _store(path: Path, content: bytes) -> Path:
-    """Owner-only from the first byte, and on disk before the transaction that records it commits."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(content)
-            fh.flush()
-            os.fsync(fh.fileno())
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _remove(paths: list[Path]) -> None:
-    """Files of uploads whose transaction rolled back: no row points at them."""
-    for path in paths:
-        try:
-            path.unlink(missing_ok=True)
-        except OSError:
-            log.warning("kyc: could not remove the orphan upload %s", path, exc_info=True)
 
 
 def claim(bank: Bank, job_id: str) -> Claim | None:
