@@ -30,5 +30,6 @@ USER bankq
 EXPOSE 8000
 
 # gunicorn reads WEB_CONCURRENCY for its number of worker processes.
-CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--worker-class", "gthread", "--threads", "4", \
+# api.gunicorn_conf: gunicorn's own error answers are problem documents too (no --worker-class here).
+CMD ["gunicorn", "-c", "python:api.gunicorn_conf", "--bind", "0.0.0.0:8000", "--threads", "4", \
      "--graceful-timeout", "10", "--access-logfile", "-", "api.wsgi:app"]

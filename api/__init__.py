@@ -21,6 +21,16 @@ from core.settings import Settings
 
 JSON_TYPES = ("application/json",)
 UPLOAD_ENDPOINTS = {"kyc.upload_document"}
+# The longest URL (path and query string, as sent) the API takes. gunicorn's request-line limit (api.gunicorn_conf)
+# sits just above it, so every URL up to this length reaches Flask, and a longer one still gets a problem document.
+MAX_URL_BYTES = 8000
+
+
+def url_length(environ: dict) -> int:
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if raw is None:
+        raw = f"{environ.get('SCRIPT_NAME', '')}{environ.get('PATH_INFO', '')}?{environ.get('QUERY_STRING', '')}"
+    return len(raw)  # WSGI strings hold the bytes as latin-1: one character per byte
 
 
 class ProblemApi(Api):
@@ -41,7 +51,8 @@ class ProblemApi(Api):
 
 def create_app(settings: Settings | None = None, bank: Bank | None = None) -> Flask:
     bank = bank or Bank(settings)
-    app = Flask("bankq")
+    # The package, never the project name: in a checkout folder named bankq, "bankq" is a namespace package.
+    app = Flask(__name__)
     app.config.update(
         API_TITLE="bankq",
         API_VERSION="v1",
@@ -65,6 +76,14 @@ def create_app(settings: Settings | None = None, bank: Bank | None = None) -> Fl
     api = ProblemApi(app)
     init_jwt(app, bank)
     init_metrics(app, bank)
+
+    @app.before_request
+    def _url_not_too_long():  # type: ignore[no-untyped-def]
+        # Before routing errors, rate limits and auth: the answer to an over-long URL does not depend on it.
+        if url_length(request.environ) > MAX_URL_BYTES:
+            return problem(414, "uri_too_long", "URI too long",
+                           f"The URL (path and query string) is longer than {MAX_URL_BYTES} bytes.")
+        return None
 
     from api.routes import accounts, admin, auth, jobs, kyc, notifications, ops, otp, transfers
 

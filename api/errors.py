@@ -17,21 +17,27 @@ log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
 HTTP_CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-    406: "not_acceptable", 409: "conflict", 410: "gone", 413: "payload_too_large", 415: "unsupported_media_type",
-    422: "validation_error", 429: "rate_limited", 500: "internal_error", 503: "service_unavailable",
+    406: "not_acceptable", 409: "conflict", 410: "gone", 413: "payload_too_large", 414: "uri_too_long",
+    415: "unsupported_media_type", 417: "expectation_failed", 422: "validation_error", 429: "rate_limited",
+    431: "header_fields_too_large", 500: "internal_error", 501: "not_implemented", 503: "service_unavailable",
 }
 
 
-def problem(status: int, code: str, title: str, detail: str | None = None, *,
-            errors: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
-            extra: dict[str, Any] | None = None) -> Response:
-    body: dict[str, Any] = {
+def problem_body(status: int, code: str, title: str, detail: str | None = None) -> dict[str, Any]:
+    """The RFC 9457 document; also written by the gunicorn worker (api.gunicorn_conf) for what Flask never sees."""
+    return {
         "type": f"https://docs.bankq.example/problems/{code}",
         "title": title,
         "status": status,
         "detail": detail or title,
         "code": code,
     }
+
+
+def problem(status: int, code: str, title: str, detail: str | None = None, *,
+            errors: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
+            extra: dict[str, Any] | None = None) -> Response:
+    body = problem_body(status, code, title, detail)
     if errors:
         body["errors"] = errors
     if extra:

@@ -8,7 +8,9 @@ from typing import Any
 
 from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, pre_load, validate, validates_schema
 
+from core.audit import ACTIONS as AUDIT_ACTIONS
 from core.jobs import STATUSES
+from tasks.publisher import WORKERS_STATUSES
 
 ID = {"validate": validate.Length(min=1, max=64)}
 USERNAME = validate.Regexp(r"^[A-Za-z0-9_.-]{3,64}$", error="3-64 letters, digits, '_', '.' or '-'.")
@@ -255,14 +257,24 @@ class ConfirmIn(Strict):
     code = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{6}$", error="Six digits."))
 
 
+AUDIT_ACTIONS_TEXT = "\n".join(f"- `{action}`: {meaning}" for action, meaning in AUDIT_ACTIONS.items())
+
+
 class AuditArgs(PageArgs):
-    action = fields.String(load_default=None, validate=validate.Length(max=64))
+    action = fields.String(
+        load_default=None,
+        validate=validate.OneOf(list(AUDIT_ACTIONS)),
+        metadata={"description": "Only events of this action (an unknown action is a 422):\n" + AUDIT_ACTIONS_TEXT},
+    )
 
 
 class AuditEventOut(Schema):
     id = fields.String()
     actor_id = fields.String(allow_none=True)
-    action = fields.String()
+    action = fields.String(
+        validate=validate.OneOf(list(AUDIT_ACTIONS)),
+        metadata={"description": "What happened:\n" + AUDIT_ACTIONS_TEXT},
+    )
     target = fields.String(allow_none=True)
     at = fields.String()
     details = fields.Dict(allow_none=True)
@@ -281,4 +293,20 @@ class QueueOut(Schema):
 
 class QueuesOut(Schema):
     queues = fields.List(fields.Nested(QueueOut))
-    workers = fields.List(fields.String(), metadata={"description": "Workers that answered a ping just now."})
+    workers = fields.List(
+        fields.String(),
+        allow_none=True,
+        metadata={
+            "description": "Workers that answered a ping just now. `[]`: the broker was asked and no worker "
+            "answered. `null`: nobody could be asked (see `workers_status`), which says nothing about the workers."
+        },
+    )
+    workers_status = fields.String(
+        validate=validate.OneOf(WORKERS_STATUSES),
+        metadata={
+            "description": "`answered`: `workers` lists them. `none_answered`: no worker answered the ping in time. "
+            "`no_remote_control`: unknown, the embedded (filesystem) broker cannot ping workers. "
+            "`broker_unavailable`: unknown, the broker did not take the ping."
+        },
+    )
+    workers_note = fields.String(metadata={"description": "The same, in words, for a person."})

@@ -8,6 +8,9 @@ import time
 from collections import deque
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from celery import Celery
 
 from core import outbox
 from core.db import Database
@@ -115,12 +118,33 @@ def broker_ping() -> None:
             client.ping()
 
 
-def workers_seen(timeout: float = 1.0) -> list[str]:
-    """Workers answering a broadcast ping now (remote control works on Redis and RabbitMQ). The embedded
-    filesystem broker has no remote control: none."""
-    if celery.conf.broker_url.startswith("filesystem"):
-        return []
+WORKERS_ANSWERED = "answered"
+WORKERS_NONE_ANSWERED = "none_answered"
+WORKERS_NO_REMOTE_CONTROL = "no_remote_control"
+WORKERS_BROKER_UNAVAILABLE = "broker_unavailable"
+WORKERS_STATUSES = (WORKERS_ANSWERED, WORKERS_NONE_ANSWERED, WORKERS_NO_REMOTE_CONTROL, WORKERS_BROKER_UNAVAILABLE)
+
+
+def workers_report(app: Celery = celery, timeout: float = 1.0) -> dict[str, Any]:
+    """Workers answering a broadcast ping now, and why the list is what it is: an empty list means nobody answered;
+    null means nobody could be asked (the embedded broker has no remote control, or the broker is down), which
+    says nothing about the workers."""
+    if app.conf.broker_url.startswith("filesystem"):
+        return _workers(None, WORKERS_NO_REMOTE_CONTROL, "Unknown: the embedded broker has no remote control, so "
+                        "workers cannot be pinged; their logs show whether they run.")
+    if not app.conf.worker_enable_remote_control:
+        return _workers(None, WORKERS_NO_REMOTE_CONTROL, "Unknown: remote control is turned off "
+                        "(worker_enable_remote_control), so workers cannot be pinged.")
     try:
-        return sorted(name for reply in celery.control.ping(timeout=timeout) for name in reply)
-    except Exception:  # the broker is down: /ready says so; here, simply none seen
-        return []
+        names = sorted(name for reply in app.control.ping(timeout=timeout) for name in reply)
+    except Exception as exc:
+        log.warning("pinging workers failed: %s", exc)
+        return _workers(None, WORKERS_BROKER_UNAVAILABLE, f"Unknown: the broker did not take the ping "
+                        f"({type(exc).__name__}); /ready tells whether it is up.")
+    if not names:
+        return _workers([], WORKERS_NONE_ANSWERED, f"No worker answered a ping within {timeout:g} s.")
+    return _workers(names, WORKERS_ANSWERED, f"{len(names)} worker(s) answered a ping.")
+
+
+def _workers(names: list[str] | None, status: str, note: str) -> dict[str, Any]:
+    return {"workers": names, "workers_status": status, "workers_note": note}

@@ -74,6 +74,7 @@ def session_bank(settings: Settings) -> Iterator[Bank]:
 @pytest.fixture
 def bank(session_bank: Bank) -> Iterator[Bank]:
     support.truncate_all(session_bank)
+    support.clear_data_dir(session_bank.settings.data_dir)
     ensure_cash_accounts(session_bank.db)
     clock.unfreeze()
     yield session_bank

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import uuid
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -38,6 +40,13 @@ def truncate_all(bank: Bank) -> None:
     tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
     with bank.db.transaction() as s:
         s.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+def clear_data_dir(data_dir: Path) -> None:
+    """What earlier tests left in the session's data folder (KYC uploads, .eml and SMS files) goes with their rows."""
+    for child in data_dir.iterdir() if data_dir.exists() else ():
+        if child.is_dir():
+            shutil.rmtree(child)
 
 
 def make_user(

@@ -8,7 +8,7 @@ from api.blueprint import Blueprint
 from api.schemas import AdminUserIn, AuditArgs, AuditPage, LedgerCheckOut, QueuesOut, UserOut
 from api.security import admin_required, bank, current_user
 from core import audit, jobs, ledger, users
-from tasks.publisher import workers_seen
+from tasks.publisher import workers_report
 
 blp = Blueprint("admin", __name__, url_prefix="/api/v1/admin", description="Administration")
 BEARER = [{"bearerAuth": []}]
@@ -34,12 +34,16 @@ def ledger_check() -> dict:
 
 
 @blp.get("/queues")
-@blp.doc(security=BEARER)
+@blp.doc(
+    security=BEARER,
+    description="Per queue: depth and the age of the oldest waiting job (from the database). Workers: who answered "
+    "a ping now; `workers_status` says whether an empty or null `workers` means none answered or nobody could ask.",
+)
 @jwt_required()
 @admin_required
 @blp.response(200, QueuesOut)
 def queues() -> dict:
-    return {"queues": jobs.queue_report(bank().db), "workers": workers_seen()}
+    return {"queues": jobs.queue_report(bank().db), **workers_report()}
 
 
 @blp.get("/audit")

@@ -19,7 +19,7 @@ from core.clock import as_utc, isoformat, utcnow
 from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from core.idempotency import Accepted, accept, fingerprint
 from core.kyc.decision import Decision, decide
-from core.kyc.uploads import MAX_BYTES, check_image
+from core.kyc.uploads import MAX_BYTES, check_image, remove_uploads, store_upload
 from core.models import Job, KycDocument, User, new_id
 from core.notifications import queue_notification
 from core.pagination import check_limit, decode_cursor, encode_cursor
@@ -76,13 +76,15 @@ def submit_document(
         raise ValidationFailed("Unknown document type.", errors={"document_type": ["Must be passport or id_card."]})
     image = check_image(data)
     body = {"document_type": document_type, "file_sha256": image.sha256}
+    # One file per run of `create`: accept() may run it more than once (a racing request with the same key), and
+    # only the last run commits, unless the answer is a replay or an error, when none did.
+    written: list[Path] = []
 
     def create(s: Session) -> tuple[int, dict[str, Any], str | None]:
         doc_id = new_id()
         stored_name = f"{doc_id}.{image.extension}"
-        target = storage_dir(bank) / stored_name
-        target.write_bytes(image.content)
-        target.chmod(0o600)
+        # Written before the commit, so a committed document always has its file when the worker is told.
+        written.append(store_upload(storage_dir(bank) / stored_name, image.content))
         job = jobs.new_job(
             s, kind="kyc", user_id=user.id, resource_type="kyc_document", resource_id=doc_id, job_id=new_id()
         )
@@ -108,14 +110,20 @@ def submit_document(
         audit.record(s, user.id, "kyc.document_uploaded", f"kyc_document:{doc_id}", document_type=document_type)
         return 202, jobs.job_view(job), job.id
 
-    return accept(
-        bank.db,
-        user_id=user.id,
-        key=idempotency_key,
-        request_fingerprint=fingerprint("POST", "/api/v1/kyc/documents", body),
-        create=create,
-        ttl_seconds=bank.settings.idempotency_ttl_seconds,
-    )
+    try:
+        accepted = accept(
+            bank.db,
+            user_id=user.id,
+            key=idempotency_key,
+            request_fingerprint=fingerprint("POST", "/api/v1/kyc/documents", body),
+            create=create,
+            ttl_seconds=bank.settings.idempotency_ttl_seconds,
+        )
+    except BaseException:
+        remove_uploads(written)
+        raise
+    remove_uploads(written if accepted.replayed else written[:-1])
+    return accepted
 
 
 def claim(bank: Bank, job_id: str) -> Claim | None:

@@ -1,19 +1,24 @@
 """Judging an uploaded image by its content: PNG or JPEG, bounded in bytes and pixels, fully decodable.
 
 The stored copy is re-encoded from the decoded pixels, so trailing data (polyglots) and metadata never
-reach the disk, and the name on disk is generated, never the user's."""
+reach the disk, and the name on disk is generated, never the user's. Stored files whose transaction did not commit
+are removed again (remove_uploads)."""
 
 from __future__ import annotations
 
 import hashlib
 import io
+import logging
+import os
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from core.errors import BankqError, ValidationFailed
 
+log = logging.getLogger(__name__)
 MAX_BYTES = 10 * 1024 * 1024
 MAX_PIXELS = 40_000_000
 FORMATS = {"PNG": ("image/png", "png"), "JPEG": ("image/jpeg", "jpg")}
@@ -74,3 +79,26 @@ def check_image(data: bytes) -> CheckedImage:
     return CheckedImage(
         out.getvalue(), content_type, extension, image.width, image.height, hashlib.sha256(data).hexdigest(), len(data)
     )
+
+
+def store_upload(path: Path, content: bytes) -> Path:
+    """Owner-only from the first byte, and on disk before the transaction that records it commits."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(content)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def remove_uploads(paths: list[Path]) -> None:
+    """Files of uploads whose transaction rolled back: no row points at them."""
+    for path in paths:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            log.warning("kyc: could not remove the orphan upload %s", path, exc_info=True)

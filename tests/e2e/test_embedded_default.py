@@ -41,6 +41,8 @@ def test_embedded_default_serves_a_transfer_and_stops_cleanly(tmp_path):
         assert client.wait_job(alice, transfer.json()["id"])["status"] == "succeeded"
         assert client.balance(bob, destination) == "12.50"
         assert client.call("GET", "/admin/ledger/check", admin).json()["ok"]
+        queues = client.call("GET", "/admin/queues", admin).json()  # a worker runs, but nobody can ping it here
+        assert queues["workers"] is None and queues["workers_status"] == "no_remote_control", queues
 
         launcher = stack.procs["launcher"]
         children = descendants(launcher.pid)

@@ -50,7 +50,8 @@ def test_full_transfer_flow(broker_env, stack_factory):
     lines = client.call("GET", f"/accounts/{source}/entries", alice).json()["items"]
     assert [(e["amount"], e["description"]) for e in lines] == [("-40.25", "rent"), ("100.00", "Deposit")]
     seen = client.call("GET", "/admin/queues", admin).json()
-    assert seen["workers"] and {q["name"] for q in seen["queues"]} >= {"transfers", "kyc", "notify", "default"}
+    assert seen["workers"] and seen["workers_status"] == "answered"
+    assert {q["name"] for q in seen["queues"]} >= {"transfers", "kyc", "notify", "default"}
     check = client.call("GET", "/admin/ledger/check", admin).json()
     assert check["ok"] and check["accounts_checked"] >= 2
     assert client.call("GET", f"/accounts/{source}", bob).status_code == 404

@@ -5,12 +5,15 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
 import pytest
 from PIL import Image
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
 
 from core.kyc import documents
 from core.kyc.ocr import read_document
@@ -215,3 +218,70 @@ def test_ocr_failure_retries_then_goes_to_review(bank, client, passport_png):
         doc = s.scalar(select(KycDocument).where(KycDocument.job_id == job["id"]))
         assert (doc.status, doc.reasons) == ("needs_review", ["ocr_failed"])
         assert s.get(Job, job["id"]).status == "succeeded"
+
+
+def stored_names(bank) -> list[str]:
+    with bank.db.transaction() as s:
+        return sorted(s.scalars(select(KycDocument.stored_name)))
+
+
+def test_a_replayed_or_refused_upload_leaves_no_orphan_file(bank, client, passport_png):
+    customer = make_user(bank, kyc="unverified")
+    headers = auth_headers(client, customer)
+    first = upload(client, headers, passport_png, key="same")
+    again = upload(client, headers, passport_png, key="same")
+    assert first.status_code == again.status_code == 202
+    assert again.headers["Idempotent-Replayed"] == "true" and again.get_json()["id"] == first.get_json()["id"]
+    reused = upload(client, headers, png_bytes(render_td3(Person(), seed=9)), key="same")
+    assert reused.status_code == 422 and reused.get_json()["code"] == "idempotency_key_reused"
+    [name] = stored_names(bank)
+    assert [f.name for f in stored_files(bank)] == [name]
+
+
+@contextmanager
+def failing_insert(bank, table: str, condition: str, error: str, sqlstate: str) -> Iterator[None]:
+    """A real PostgreSQL failure, raised by a trigger, in the transaction that records the upload."""
+    with bank.db.transaction() as s:
+        s.execute(text("CREATE SEQUENCE test_upload_inserts"))
+        s.execute(text(f"""
+            CREATE FUNCTION test_fail_upload() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF {condition} THEN RAISE EXCEPTION '{error}' USING ERRCODE = '{sqlstate}'; END IF;
+                RETURN NEW;
+            END $$"""))
+        s.execute(text(f"CREATE TRIGGER test_fail_upload BEFORE INSERT ON {table} "
+                       "FOR EACH ROW EXECUTE FUNCTION test_fail_upload()"))
+    try:
+        yield
+    finally:
+        with bank.db.transaction() as s:
+            s.execute(text(f"DROP TRIGGER test_fail_upload ON {table}"))
+            s.execute(text("DROP FUNCTION test_fail_upload()"))
+            s.execute(text("DROP SEQUENCE test_upload_inserts"))
+
+
+def test_an_upload_whose_transaction_rolls_back_leaves_no_file(bank, passport_png):
+    customer = make_user(bank, kyc="unverified")
+    # The audit row is written last, after the file: the whole accept rolls back.
+    with failing_insert(bank, "audit_events", "true", "audit trail refused the row", "P0001"):
+        with pytest.raises(DBAPIError, match="audit trail refused"):
+            documents.submit_document(
+                bank, customer, document_type="passport", data=passport_png, idempotency_key="fails"
+            )
+    assert stored_files(bank) == [] and counts(bank) == (0, 0)
+    with bank.db.transaction() as s:
+        assert s.get(User, customer.id).kyc_status == "unverified"
+
+
+def test_an_accept_retried_after_a_key_race_keeps_only_the_committed_file(bank, passport_png):
+    customer = make_user(bank, kyc="unverified")
+    # The first insert of the idempotency record loses a (simulated) race: accept() rolls back and runs again.
+    race = 'duplicate key value violates unique constraint "idempotency_keys_pkey"'
+    with failing_insert(bank, "idempotency_keys", "nextval('test_upload_inserts') = 1", race, "23505"):
+        accepted = documents.submit_document(
+            bank, customer, document_type="passport", data=passport_png, idempotency_key="raced"
+        )
+    assert not accepted.replayed
+    [name] = stored_names(bank)
+    assert [f.name for f in stored_files(bank)] == [name]
+    assert (bank.settings.data_dir / "kyc" / name).stat().st_mode & 0o777 == 0o600

@@ -20,7 +20,7 @@ from tests.support import auth_headers, make_user, open_account
 
 
 def _use_broker(monkeypatch: pytest.MonkeyPatch, url: str) -> Celery:
-    """Point the publisher, /ready and workers_seen at the broker a process started with this URL would use."""
+    """Point the publisher, /ready and workers_report at the broker a process started with this URL would use."""
     app = celery_app_for({"CELERY_BROKER_URL": url})
     monkeypatch.setattr(publisher, "celery", app)
     monkeypatch.setattr(publisher, "_broker_down_until", 0.0)
@@ -70,7 +70,7 @@ def test_transfer_goes_through_rabbitmq_to_a_real_worker(bank, client, rabbitmq,
         assert client.get(f"/api/v1/accounts/{source}", headers=headers).get_json()["balance"] == "37.50"
         assert _queue_depth(amqp_server.url, "transfers") == 0  # acknowledged after the posting committed
 
-        assert any(name.startswith("rabbit-worker-") for name in publisher.workers_seen(timeout=2.0))
+        assert any(name.startswith("rabbit-worker-") for name in publisher.workers_report(timeout=2.0)["workers"])
         publisher.broker_ping()
         ready = client.get("/ready")
         assert ready.status_code == 200 and ready.get_json()["checks"]["broker"] == "ok"

@@ -1,0 +1,81 @@
+"""gunicorn settings for the API: `gunicorn -c python:api.gunicorn_conf --bind ... api.wsgi:app`.
+
+Every answer a client can get is an RFC 9457 problem document, even those gunicorn gives before Flask sees the
+request: the request line may be as long as gunicorn allows, so Flask answers an over-long URL (414, above
+api.MAX_URL_BYTES), and the worker writes gunicorn's own refusals (a malformed request line, a URL past gunicorn's
+limit, too large or too many headers) as problem documents instead of HTML pages.
+
+Command-line options override these settings: pass no --worker-class, or the answers are HTML again."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from gunicorn import util
+from gunicorn.workers.gthread import ThreadWorker
+
+from api.errors import HTTP_CODES, PROBLEM, problem_body
+
+worker_class = "api.gunicorn_conf.ProblemWorker"
+threads = 4
+# gunicorn's maximum request line (8190 bytes): above the API's own URL limit, which Flask enforces with a problem.
+limit_request_line = 8190
+limit_request_fields = 100
+limit_request_field_size = 8190
+
+DETAILS = {
+    400: "The request could not be parsed as HTTP/1.1.",
+    403: "The request is forbidden.",
+    414: f"The request line is longer than {limit_request_line} bytes.",
+    417: "The Expect header cannot be met.",
+    431: f"The request has more than {limit_request_fields} header fields, or one longer than "
+         f"{limit_request_field_size} bytes.",
+    500: "Something went wrong on our side.",
+    501: "The transfer coding is not supported.",
+}
+_STATUS_LINE = re.compile(rb"^HTTP/1\.[01] (\d{3}) ([^\r\n]*)\r\n")
+
+
+class _ErrorPage:
+    """Stands in for the client's socket while gunicorn writes its HTML error page, to learn the status."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.written = b""
+
+    def gettimeout(self) -> float:
+        return 0.0
+
+    def sendall(self, data: bytes) -> None:
+        self.written += data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+class ProblemWorker(ThreadWorker):
+    """gunicorn's threaded worker; its own error answers become problem documents. gunicorn still decides the
+    status and logs the error as usual: only the body it writes is replaced."""
+
+    def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
+        page = _ErrorPage(client)
+        super().handle_error(req, page, addr, exc)
+        found = _STATUS_LINE.match(page.written)
+        if found is None:  # nothing written (the client is gone) or a shape we do not know: leave it as it was
+            if page.written:
+                util.write_nonblock(client, page.written)
+            return
+        status, reason = int(found.group(1)), found.group(2).decode("latin-1")
+        body = problem_body(status, HTTP_CODES.get(status, "error"), reason, DETAILS.get(status))
+        util.write_nonblock(client, problem_response(status, reason, body))
+
+
+def problem_response(status: int, reason: str, body: dict[str, Any]) -> bytes:
+    content = json.dumps(body).encode()
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: {PROBLEM}\r\n"
+        f"Content-Length: {len(content)}\r\nX-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n\r\n"
+    )
+    return head.encode("latin-1") + content
