@@ -174,6 +174,24 @@ class Job(Base):
     )
 
 
+class JobEvent(Base):
+    """One row per change of a job's status, written by the database itself (triggers on `jobs`, migration 0014),
+    in the transaction that made the change: no code path can change a status without its event. `job` is the
+    job's row as it was then; the API renders it as GET /api/v1/jobs/{id} would have."""
+
+    __tablename__ = "job_events"
+    id: Mapped[int] = mapped_column(Serial, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(String(36))
+    user_id: Mapped[str] = mapped_column(String(36))
+    status: Mapped[str] = mapped_column(String(32))
+    job: Mapped[dict[str, Any]] = mapped_column(Json)
+    at: Mapped[datetime] = mapped_column(Timestamp)
+    __table_args__ = (
+        Index("ix_job_events_user_id_id", "user_id", "id"),
+        Index("ix_job_events_job_id_id", "job_id", "id"),
+    )
+
+
 class IdempotencyKey(Base):
     __tablename__ = "idempotency_keys"
     user_id: Mapped[str] = mapped_column(String(36), primary_key=True)

@@ -1,0 +1,47 @@
+"""Job events: what happened to each job, in order, as the database recorded it (table job_events, written by
+triggers on jobs in the same transaction as the change). Streams replay from here; webhooks deliver from here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from core.db import Database
+from core.jobs import job_view
+from core.models import Job, JobEvent, User
+
+_TIMES = ("created_at", "updated_at", "finished_at")
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    job_id: str
+    status: str
+    job: dict[str, Any]  # the job as GET /api/v1/jobs/{id} showed it right after the change
+
+
+def _as_job(snapshot: dict[str, Any]) -> Job:
+    fields = dict(snapshot)
+    for name in _TIMES:
+        value = fields.get(name)
+        fields[name] = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return Job(**{k: v for k, v in fields.items() if hasattr(Job, k)})
+
+
+def event_of(row: JobEvent) -> Event:
+    return Event(row.id, row.job_id, row.status, job_view(_as_job(row.job)))
+
+
+def events_after(
+    db: Database, user: User, after_id: int = 0, *, job_id: str | None = None, limit: int = 500
+) -> list[Event]:
+    """The caller's events with an id above after_id, oldest first (all of one job's when job_id is given)."""
+    query = select(JobEvent).where(JobEvent.user_id == user.id, JobEvent.id > after_id)
+    if job_id is not None:
+        query = query.where(JobEvent.job_id == job_id)
+    with db.single() as s:
+        return [event_of(row) for row in s.scalars(query.order_by(JobEvent.id).limit(limit))]
