@@ -47,9 +47,11 @@ task_serializer = "json"
 accept_content = ["json"]
 task_ignore_result = True
 task_acks_late = True
-# On a lost broker connection, stop unacknowledged tasks; their messages are redelivered and the
-# database claim makes the second run a no-op if the first had committed.
-worker_cancel_long_running_tasks_on_connection_loss = True
+# On a lost broker connection, let running tasks finish: their messages are redelivered anyway (the ack cannot
+# reach the old connection) and the database claim makes the second run a no-op. Cancelling them instead kills
+# pool processes, and Celery 5.5's reconnect then trips over their closed pipes and exits ("Unrecoverable error:
+# AttributeError: 'NoneType' object has no attribute 'fileno'", celery#9250): the chaos test saw it.
+worker_cancel_long_running_tasks_on_connection_loss = False
 task_reject_on_worker_lost = True
 task_track_started = False
 worker_prefetch_multiplier = 4
