@@ -34,7 +34,7 @@ class Horizon:
     all of that snapshot's in-progress transactions have ended, every id up to it is final. SQLite serialises
     writers, so there ids commit in order. One horizon serves every stream of a process."""
 
-    def __init__(self, db: Database, *, reuse_seconds: float = 0.05) -> None:
+    def __init__(self, db: Database, *, reuse_seconds: float = 0.01) -> None:
         self.db = db
         self._reuse = reuse_seconds
         self._lock = threading.Lock()
@@ -68,7 +68,7 @@ class Horizon:
 class StreamTiming:
     poll_seconds: float  # fallback re-read when no wake-up came
     keepalive_seconds: float  # longest silence before a keep-alive (None is yielded)
-    settle_seconds: float = 0.05  # re-read this soon while later events wait for the horizon
+    settle_seconds: float = 0.02  # re-read this soon while later events wait for the horizon
 
 
 @dataclass(frozen=True)
