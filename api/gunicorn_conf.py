@@ -10,6 +10,7 @@ Command-line options override these settings: pass no --worker-class, or the ans
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 from typing import Any
@@ -55,6 +56,13 @@ class _ErrorPage:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
+
+
+def child_exit(_server: Any, worker: Any) -> None:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # a dead worker's open streams leave the livesum gauge
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
 
 
 def post_worker_init(worker: Any) -> None:

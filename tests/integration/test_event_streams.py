@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import update
 
 from api import create_app
+from api.streams import OPEN_STREAMS
 from core.bank import Bank
 from core.events import events_after
 from core.models import Job
@@ -213,11 +214,14 @@ def test_keep_alives_headers_and_the_stream_cap(bank, world):
         assert reader.next()["retry"] and reader.next(2)["comment"] == "keep-alive"
         assert reader.next(2)["comment"] == "keep-alive" and time.monotonic() - started < 1.5
 
+        gauge_before = OPEN_STREAMS._value.get()
         second = client.get("/api/v1/events", headers=headers, buffered=False)
+        assert OPEN_STREAMS._value.get() == gauge_before + 1
         full = client.get("/api/v1/events", headers=headers, buffered=False)
         assert full.status_code == 503 and full.get_json()["code"] == "too_many_streams"
         assert int(full.headers["Retry-After"]) > 0
         second.close()  # never read: closing the response still frees its slot
+        assert OPEN_STREAMS._value.get() == gauge_before
         third = client.get("/api/v1/events", headers=headers, buffered=False)
         assert third.status_code == 200
         assert application.extensions["bankq_streams"].gate.open == 2
