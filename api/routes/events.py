@@ -30,12 +30,19 @@ STREAM_DESCRIPTION = (
     "line `: keep-alive` is sent after 15 s without an event. The stream ends when the token expires or is revoked: "
     "reconnect with a fresh token and Last-Event-ID to resume without loss."
 )
+
+
+def _problem(description: str) -> dict:
+    return {"description": description,
+            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+
+
 STREAM_RESPONSES = {
     "200": {"description": STREAM_DESCRIPTION,
             "content": {TEXT_EVENT_STREAM: {"schema": {"type": "string"},
                                             "example": 'retry: 2000\n\nid: 7\nevent: job\ndata: {"id": "..."}\n\n'}}},
-    "400": {"$ref": "#/components/responses/BAD_REQUEST"},
-    "401": {"$ref": "#/components/responses/UNAUTHORIZED"},
+    "400": _problem("Last-Event-ID (or last_event_id) is not a non-negative integer (code `invalid_last_event_id`)."),
+    "401": _problem("No token, or an invalid, expired or revoked one."),
     "503": {"description": "Too many open streams on this server (code `too_many_streams`); retry after "
                            "`Retry-After` seconds.",
             "headers": {"Retry-After": {"schema": {"type": "integer"}}},
@@ -85,7 +92,8 @@ def all_events() -> Response:
 
 @blp.route("/jobs/<job_id>/events", methods=["GET"])
 @blp.doc(security=BEARER, parameters=RESUME, responses={**STREAM_RESPONSES,
-                                                        "404": {"$ref": "#/components/responses/NOT_FOUND"}},
+                                                        "404": _problem("No such job, or not yours (code "
+                                                                        "`job_not_found`).")},
          summary="Stream one job's events until it is terminal",
          description="Ends after the job's terminal event (succeeded, failed, cancelled); for a job already "
                      "terminal, replays and ends. Another user's job is 404 `job_not_found`. " + STREAM_DESCRIPTION)
