@@ -15,6 +15,7 @@ from api.metrics import init_metrics
 from api.routes.kyc import UPLOAD_LIMIT
 from api.schemas import Problem
 from api.security import init_jwt
+from api.streams import init_streams
 from core.bank import Bank
 from core.errors import NotFound
 from core.settings import Settings
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None, bank: Bank | None = None) -> Fl
     api = ProblemApi(app)
     init_jwt(app, bank)
     init_metrics(app, bank)
+    init_streams(app, bank)
 
     @app.before_request
     def _url_not_too_long():  # type: ignore[no-untyped-def]
@@ -89,11 +91,12 @@ def create_app(settings: Settings | None = None, bank: Bank | None = None) -> Fl
 
     for blueprint in (auth.blp, accounts.blp, jobs.blp, transfers.blp, kyc.blp, notifications.blp, otp.blp, admin.blp):
         api.register_blueprint(blueprint)
-    from api.routes import customers, reminders, standing_orders
+    from api.routes import customers, events, reminders, standing_orders
 
     api.register_blueprint(reminders.blp)
     api.register_blueprint(standing_orders.blp)
     api.register_blueprint(customers.blp)
+    api.register_blueprint(events.blp)
     app.register_blueprint(ops.blp)
     init_limits(app, bank)
     register_error_handlers(app)

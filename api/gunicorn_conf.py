@@ -10,13 +10,16 @@ Command-line options override these settings: pass no --worker-class, or the ans
 from __future__ import annotations
 
 import json
+import os
 import re
+import threading
 from typing import Any
 
 from gunicorn import util
 from gunicorn.workers.gthread import ThreadWorker
 
 from api.errors import HTTP_CODES, PROBLEM, problem_body
+from core import event_wakeups
 
 worker_class = "api.gunicorn_conf.ProblemWorker"
 threads = 4
@@ -55,9 +58,28 @@ class _ErrorPage:
         return getattr(self._client, name)
 
 
+def child_exit(_server: Any, worker: Any) -> None:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # a dead worker's open streams leave the livesum gauge
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
+def post_worker_init(worker: Any) -> None:
+    from api.streams import set_request_threads
+
+    set_request_threads(worker.cfg.threads)  # the stream cap leaves ordinary requests their share of threads
+
+
 class ProblemWorker(ThreadWorker):
     """gunicorn's threaded worker; its own error answers become problem documents. gunicorn still decides the
     status and logs the error as usual: only the body it writes is replaced."""
+
+    def handle_exit(self, sig: Any, frame: Any) -> None:
+        # Open event streams would hold the graceful shutdown for its whole timeout: end them now (from a thread,
+        # not the signal handler); clients reconnect with Last-Event-ID.
+        threading.Thread(target=event_wakeups.close_all, daemon=True).start()
+        super().handle_exit(sig, frame)
 
     def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
         page = _ErrorPage(client)

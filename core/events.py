@@ -40,8 +40,18 @@ def events_after(
     db: Database, user: User, after_id: int = 0, *, job_id: str | None = None, limit: int = 500
 ) -> list[Event]:
     """The caller's events with an id above after_id, oldest first (all of one job's when job_id is given)."""
-    query = select(JobEvent).where(JobEvent.user_id == user.id, JobEvent.id > after_id)
+    return events_of(db, user.id, after_id, job_id=job_id, limit=limit)
+
+
+def events_of(
+    db: Database, owner_id: str, after_id: int = 0, *, job_id: str | None = None, limit: int = 500,
+    up_to: int | None = None,
+) -> list[Event]:
+    """Events of the jobs owned by owner_id with after_id < id (<= up_to when given), oldest first."""
+    query = select(JobEvent).where(JobEvent.user_id == owner_id, JobEvent.id > after_id)
     if job_id is not None:
         query = query.where(JobEvent.job_id == job_id)
+    if up_to is not None:
+        query = query.where(JobEvent.id <= up_to)
     with db.single() as s:
         return [event_of(row) for row in s.scalars(query.order_by(JobEvent.id).limit(limit))]

@@ -26,6 +26,10 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
     return int(raw) if raw else default
 
 
+def _float_or_none(raw: str | None) -> float | None:
+    return float(raw) if raw else None
+
+
 MIN_SECRET_KEY_BYTES = 32
 GENERATE_SECRET_KEY = "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
 # Keys printed in this repository (compose file, README) at some point: anyone can sign tokens with them.
@@ -103,6 +107,10 @@ class Settings:
     sms_provider_token: str | None = None
     otp_pepper: str = ""
     kyc_reminder_days: int = 3
+    max_streams: int = 100
+    stream_keepalive_seconds: float = 15.0
+    stream_poll_seconds: float | None = None  # None: 0.5 s on SQLite (no LISTEN), 1.5 s on PostgreSQL
+    stream_retry_ms: int = 2000
 
     @property
     def embedded(self) -> bool:
@@ -151,4 +159,8 @@ class Settings:
             sms_provider_token=env.get("SMS_PROVIDER_TOKEN") or None,
             otp_pepper=env.get("BANKQ_OTP_PEPPER") or "",
             kyc_reminder_days=max(1, _int(env, "BANKQ_KYC_REMINDER_DAYS", 3)),
+            max_streams=max(0, _int(env, "BANKQ_MAX_STREAMS", 100)),
+            stream_keepalive_seconds=float(env.get("BANKQ_STREAM_KEEPALIVE_SECONDS") or 15.0),
+            stream_poll_seconds=_float_or_none(env.get("BANKQ_STREAM_POLL_SECONDS")),
+            stream_retry_ms=_int(env, "BANKQ_STREAM_RETRY_MS", 2000),
         )

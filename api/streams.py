@@ -1,0 +1,147 @@
+"""Server-Sent Events plumbing: a bounded number of open streams per process, the SSE wire format, and the
+check that ends a stream when its token expires or is revoked.
+
+Each open stream holds one gunicorn thread for as long as it is open. The cap is BANKQ_MAX_STREAMS, and never more
+than the worker's threads minus a reserve for ordinary requests (api.gunicorn_conf tells us the thread count)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from flask import Flask, Response
+from prometheus_client import Gauge
+
+from core.bank import Bank
+from core.event_streams import Horizon, StreamTiming
+from core.event_wakeups import WakeupHub
+from core.events import Event
+from core.models import User
+
+OPEN_STREAMS = Gauge("bankq_sse_streams_open", "Server-Sent Event streams open", multiprocess_mode="livesum")
+TEXT_EVENT_STREAM = "text/event-stream"
+LAST_EVENT_ID_MAX = 2**63 - 1
+AUTH_RECHECK_SECONDS = 10.0
+
+_request_threads: int | None = None
+
+
+def set_request_threads(threads: int) -> None:
+    """Called in each gunicorn worker (api.gunicorn_conf.post_worker_init) with its --threads."""
+    global _request_threads
+    _request_threads = threads
+
+
+def reserved_threads(threads: int) -> int:
+    """Threads kept for ordinary requests whatever the streams do: a quarter, at least two."""
+    return max(2, threads // 4)
+
+
+class StreamGate:
+    """A counting semaphore over open streams; a stream that gets no slot is answered 503."""
+
+    def __init__(self, max_streams: int) -> None:
+        self.max_streams = max_streams
+        self._lock = threading.Lock()
+        self.open = 0
+
+    @property
+    def capacity(self) -> int:
+        if _request_threads is None:
+            return self.max_streams
+        return max(0, min(self.max_streams, _request_threads - reserved_threads(_request_threads)))
+
+    def acquire(self) -> bool:
+        with self._lock:
+            if self.open >= self.capacity:
+                return False
+            self.open += 1
+        OPEN_STREAMS.inc()
+        return True
+
+    def release(self) -> None:
+        with self._lock:
+            self.open -= 1
+        OPEN_STREAMS.dec()
+
+
+class Streams:
+    """What the process's streams share: the wake-up hub (one PostgreSQL listener), the horizon and the gate."""
+
+    def __init__(self, bank: Bank) -> None:
+        settings = bank.settings
+        self.hub = WakeupHub(settings.database_url if bank.db.is_postgres else None)
+        self.horizon = Horizon(bank.db)
+        self.gate = StreamGate(settings.max_streams)
+        poll = settings.stream_poll_seconds or (1.5 if bank.db.is_postgres else 0.5)
+        self.timing = StreamTiming(poll_seconds=poll, keepalive_seconds=settings.stream_keepalive_seconds)
+        self.retry_ms = settings.stream_retry_ms
+
+
+class StreamBody:
+    """The response body: frees the stream's slot exactly once, however the stream ends (its last event, the
+    client gone and the write failing, shutdown), even if the server never started iterating it."""
+
+    def __init__(self, frames: Iterator[bytes], release: Callable[[], None]) -> None:
+        self._frames = frames
+        self._release: Callable[[], None] | None = release
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self._frames
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        close = getattr(self._frames, "close", None)
+        if close is not None:
+            close()
+        release, self._release = self._release, None
+        if release is not None:
+            release()
+
+
+def event_frame(event: Event) -> bytes:
+    data = json.dumps(event.job, separators=(",", ":"))
+    return f"id: {event.id}\nevent: job\ndata: {data}\n\n".encode()
+
+
+def sse_frames(retry_ms: int, items: Iterable[Event | None]) -> Iterator[bytes]:
+    yield f"retry: {retry_ms}\n\n".encode()
+    for item in items:
+        yield b": keep-alive\n\n" if item is None else event_frame(item)
+
+
+def stream_response(streams: Streams, items: Iterable[Event | None]) -> Response:
+    body = StreamBody(sse_frames(streams.retry_ms, items), streams.gate.release)
+    response = Response(body, mimetype=TEXT_EVENT_STREAM, direct_passthrough=True)
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["X-Accel-Buffering"] = "no"
+    return response
+
+
+def token_check(bank: Bank, claims: dict[str, Any], *, clock: Callable[[], float] = time.time,
+                recheck_seconds: float = AUTH_RECHECK_SECONDS) -> Callable[[], bool]:
+    """True while the stream's token is unexpired and, looked up every recheck_seconds, still grants access (not
+    revoked, its user active and not logged out everywhere by a password change)."""
+    expires = float(claims["exp"])
+    last_check = [time.monotonic()]
+
+    def authorised() -> bool:
+        if clock() >= expires:
+            return False
+        if time.monotonic() - last_check[0] >= recheck_seconds:
+            last_check[0] = time.monotonic()
+            user = bank.db.get(User, claims["sub"])
+            current = user is not None and user.status == "active" and user.token_version == claims.get("tv")
+            return current and not bank.revocations.is_revoked(claims["jti"])
+        return True
+
+    return authorised
+
+
+def init_streams(app: Flask, bank: Bank) -> None:
+    app.extensions["bankq_streams"] = Streams(bank)
