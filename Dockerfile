@@ -31,5 +31,5 @@ EXPOSE 8000
 
 # gunicorn reads WEB_CONCURRENCY for its number of worker processes.
 # api.gunicorn_conf: gunicorn's own error answers are problem documents too (no --worker-class here).
-CMD ["gunicorn", "-c", "python:api.gunicorn_conf", "--bind", "0.0.0.0:8000", "--threads", "4", \
+CMD ["gunicorn", "-c", "python:api.gunicorn_conf", "--bind", "0.0.0.0:8000", "--threads", "64", \
      "--graceful-timeout", "10", "--access-logfile", "-", "api.wsgi:app"]

@@ -22,7 +22,8 @@ from api.errors import HTTP_CODES, PROBLEM, problem_body
 from core import event_wakeups
 
 worker_class = "api.gunicorn_conf.ProblemWorker"
-threads = 4
+# Each open event stream holds a thread; a quarter of them always stay for ordinary requests (api.streams).
+threads = 64
 # gunicorn's maximum request line (8190 bytes): above the API's own URL limit, which Flask enforces with a problem.
 limit_request_line = 8190
 limit_request_fields = 100

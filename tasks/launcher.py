@@ -37,7 +37,7 @@ def commands(env: dict[str, str]) -> dict[str, list[str]]:
             "--workers",
             env.get("WEB_CONCURRENCY", "2"),
             "--threads",
-            env.get("WEB_THREADS", "4"),
+            env.get("WEB_THREADS", "64"),
             "--graceful-timeout",
             "10",
             "--no-control-socket",
