@@ -70,7 +70,8 @@ def test_transfer_goes_through_rabbitmq_to_a_real_worker(bank, client, rabbitmq,
         assert client.get(f"/api/v1/accounts/{source}", headers=headers).get_json()["balance"] == "37.50"
         assert _queue_depth(amqp_server.url, "transfers") == 0  # acknowledged after the posting committed
 
-        assert any(name.startswith("rabbit-worker-") for name in publisher.workers_report(rabbitmq, timeout=2.0)["workers"])
+        workers = publisher.workers_report(rabbitmq, timeout=2.0)["workers"]
+        assert any(name.startswith("rabbit-worker-") for name in workers)
         publisher.broker_ping()
         ready = client.get("/ready")
         assert ready.status_code == 200 and ready.get_json()["checks"]["broker"] == "ok"
