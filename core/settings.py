@@ -103,6 +103,8 @@ class Settings:
     sms_provider_token: str | None = None
     otp_pepper: str = ""
     kyc_reminder_days: int = 3
+    # Webhook URLs may point at loopback, private, link-local and metadata addresses (tests, a private network).
+    webhook_allow_private: bool = False
 
     @property
     def embedded(self) -> bool:
@@ -151,4 +153,5 @@ class Settings:
             sms_provider_token=env.get("SMS_PROVIDER_TOKEN") or None,
             otp_pepper=env.get("BANKQ_OTP_PEPPER") or "",
             kyc_reminder_days=max(1, _int(env, "BANKQ_KYC_REMINDER_DAYS", 3)),
+            webhook_allow_private=_bool(env.get("BANKQ_WEBHOOK_ALLOW_PRIVATE"), False, "BANKQ_WEBHOOK_ALLOW_PRIVATE"),
         )
