@@ -115,6 +115,6 @@ def _deliveries_for(s: Session, rows: list[JobEvent]) -> int:
     if not values:
         return 0
     dialect_insert = pg_insert if _postgres(s) else sqlite_insert
-    result = s.execute(dialect_insert(WebhookDelivery).values(values).on_conflict_do_nothing(
-        index_elements=["event_id", "webhook_id", "type"]))
-    return int(getattr(result, "rowcount", 0) or 0)
+    inserted = s.scalars(dialect_insert(WebhookDelivery).values(values).on_conflict_do_nothing(
+        index_elements=["event_id", "webhook_id", "type"]).returning(WebhookDelivery.id))
+    return len(list(inserted))
