@@ -17,8 +17,13 @@ class Received:
     body: bytes
 
 
+class _Server(ThreadingHTTPServer):
+    allow_reuse_address = True  # a receiver restarted on the same port binds at once
+
+
 class Receiver:
-    def __init__(self, *statuses: int, delay: float = 0.0, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, *statuses: int, delay: float = 0.0, headers: dict[str, str] | None = None,
+                 port: int = 0) -> None:
         self.statuses = list(statuses) or [204]
         self.delay = delay
         self.extra_headers = headers or {}
@@ -44,7 +49,7 @@ class Receiver:
             def log_message(self, *_: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _Server(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/hooks"

@@ -199,7 +199,8 @@ def list_attempts(bank: Bank, user: User, webhook_id: str, *, limit: int | None,
 def redeliver(bank: Bank, user: User, webhook_id: str, attempt_id: str) -> dict[str, Any]:
     """Send the delivery an attempt belongs to once more, now (same webhook-id and body, fresh signature).
     Nothing changes while it is already waiting or being sent."""
-    number = int(attempt_id) if isinstance(attempt_id, str) and attempt_id.isdigit() and len(attempt_id) < 19 else 0
+    ascii_number = isinstance(attempt_id, str) and attempt_id.isascii() and attempt_id.isdigit()
+    number = int(attempt_id) if ascii_number and len(attempt_id) < 19 else 0
     with bank.db.transaction() as s:
         hook = own_webhook(s, user, webhook_id)
         found = s.get(WebhookAttempt, number) if number else None
