@@ -64,6 +64,8 @@ task_routes = {
     "kyc.*": {"queue": "kyc"},
     "notify.*": {"queue": "notify"},
     "maintenance.*": {"queue": "default"},
+    "webhooks.deliver": {"queue": "webhooks"},
+    "webhooks.dispatch": {"queue": "default"},
 }
 task_soft_time_limit = 300
 task_time_limit = 360

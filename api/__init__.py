@@ -91,12 +91,13 @@ def create_app(settings: Settings | None = None, bank: Bank | None = None) -> Fl
 
     for blueprint in (auth.blp, accounts.blp, jobs.blp, transfers.blp, kyc.blp, notifications.blp, otp.blp, admin.blp):
         api.register_blueprint(blueprint)
-    from api.routes import customers, events, reminders, standing_orders
+    from api.routes import customers, events, reminders, standing_orders, webhooks
 
     api.register_blueprint(reminders.blp)
     api.register_blueprint(standing_orders.blp)
     api.register_blueprint(customers.blp)
     api.register_blueprint(events.blp)
+    api.register_blueprint(webhooks.blp)
     app.register_blueprint(ops.blp)
     init_limits(app, bank)
     register_error_handlers(app)

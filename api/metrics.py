@@ -9,7 +9,7 @@ from flask import Flask, Response, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
-from core import jobs
+from core import jobs, webhooks
 from core.bank import Bank
 from core.kyc.documents import processing_figures
 
@@ -54,6 +54,20 @@ class JobsCollector:
         yield documents
         yield seconds
         yield timed
+        yield from _webhook_metrics(webhooks.delivery_figures(self.bank))
+
+
+def _webhook_metrics(figures: dict) -> list[GaugeMetricFamily]:
+    deliveries = GaugeMetricFamily("bankq_webhook_deliveries", "Webhook deliveries by status", labels=["status"])
+    for status in ("pending", "sending", "succeeded", "failed"):
+        deliveries.add_metric([status], figures["by_status"].get(status, 0))
+    attempts = GaugeMetricFamily("bankq_webhook_attempts", "Webhook delivery attempts by outcome", labels=["outcome"])
+    for outcome, n in figures["attempts"].items():
+        attempts.add_metric([outcome], n)
+    lag = GaugeMetricFamily("bankq_webhook_delivery_lag_seconds",
+                            "How long the oldest due webhook delivery has been waiting")
+    lag.add_metric([], figures["oldest_due_seconds"])
+    return [deliveries, attempts, lag]
 
 
 def init_metrics(app: Flask, bank: Bank) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 from core.settings import Settings
 
 SCHEDULE_TICK_SETTING = "BANKQ_SCHEDULE_TICK_SECONDS"
+WEBHOOK_TICK_SETTING = "BANKQ_WEBHOOK_TICK_SECONDS"
 
 
 def beat_schedule_for(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -15,6 +16,8 @@ def beat_schedule_for(settings: Settings) -> dict[str, dict[str, Any]]:
     # Reminders and standing orders: how often due occurrences are looked for (a stale tick is dropped).
     tick = max(0.5, float(os.environ.get(SCHEDULE_TICK_SETTING) or 10.0))
     schedules = {"expires": tick * 2}
+    # Webhooks: how often new job events are fanned out and due deliveries claimed ("immediately" is within this).
+    webhook_tick = max(0.5, float(os.environ.get(WEBHOOK_TICK_SETTING) or 2.0))
     return {
         "relay-outbox": {"task": "maintenance.relay_outbox", "schedule": relay},
         "release-scheduled-transfers": {"task": "maintenance.release_scheduled_transfers", "schedule": 5.0},
@@ -29,6 +32,11 @@ def beat_schedule_for(settings: Settings) -> dict[str, dict[str, Any]]:
         "purge-old-codes": {"task": "maintenance.purge_old_codes", "schedule": 3600.0},
         "purge-idempotency-keys": {"task": "maintenance.purge_idempotency_keys", "schedule": 3600.0},
         "send-due-reminders": {"task": "schedules.send_due_reminders", "schedule": tick, "options": schedules},
+        "dispatch-webhooks": {
+            "task": "webhooks.dispatch",
+            "schedule": webhook_tick,
+            "options": {"expires": webhook_tick * 2},
+        },
         "run-due-standing-orders": {
             "task": "schedules.run_due_standing_orders",
             "schedule": tick,

@@ -44,6 +44,12 @@ ACTIONS: dict[str, str] = {
     "reminder.cancelled": "A reminder was deleted.",
     "standing_order.created": "A standing order was set up (details: amount, currency, frequency).",
     "standing_order.cancelled": "A standing order was deleted.",
+    "webhook.created": "A customer added a webhook endpoint (details: events).",
+    "webhook.updated": "A customer changed a webhook endpoint (details: fields).",
+    "webhook.deleted": "A customer deleted a webhook endpoint.",
+    "webhook.secret_rotated": "A customer rotated a webhook's signing secret; the old one signs for 24 h more.",
+    "webhook.disabled": "bankq disabled a webhook endpoint: it answered 410 or failed for 5 days (details: reason).",
+    "webhook.redelivery_requested": "A customer asked for a delivery to be sent again (details: attempt_id).",
 }
 
 

@@ -28,7 +28,7 @@ ROUTES: dict[str, tuple[str, str]] = {
 }
 # A running job is only re-driven once nobody has touched it for this long (OCR can take a while).
 RUNNING_LEASE_SECONDS = 600
-QUEUES = ("transfers", "kyc", "notify", "default")
+QUEUES = ("transfers", "kyc", "notify", "default", "webhooks")
 
 
 def job_view(job: Job) -> dict[str, Any]:

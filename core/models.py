@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Date,
     DateTime,
@@ -186,9 +187,13 @@ class JobEvent(Base):
     status: Mapped[str] = mapped_column(String(32))
     job: Mapped[dict[str, Any]] = mapped_column(Json)
     at: Mapped[datetime] = mapped_column(Timestamp)
+    # PostgreSQL: the writing transaction's id (a column default, migration 0015), so webhook fan-out can wait for
+    # transactions still open instead of skipping their events. Empty on SQLite, whose writers commit in id order.
+    tx: Mapped[int | None] = mapped_column(BigInteger)
     __table_args__ = (
         Index("ix_job_events_user_id_id", "user_id", "id"),
         Index("ix_job_events_job_id_id", "job_id", "id"),
+        Index("ix_job_events_tx_id", "tx", "id"),
     )
 
 
@@ -400,4 +405,88 @@ class StandingOrderOccurrence(Base):
         UniqueConstraint("order_id", "occurrence_date", name="uq_standing_order_occurrences_order_date"),
         CheckConstraint("status IN ('requested', 'posted', 'failed', 'cancelled', 'skipped')", name="status"),
         Index("ix_standing_order_occurrences_status", "status"),
+    )
+
+
+class Webhook(Base):
+    """A customer's endpoint (Standard Webhooks). The signing secrets are stored encrypted (core.webhooks.secrets);
+    during the 24 h after a rotation the previous one signs too. `failing_since` is the first failure of the
+    current run of failures: five days of it disables the endpoint."""
+
+    __tablename__ = "webhooks"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    url: Mapped[str] = mapped_column(String(2048))
+    events: Mapped[list[str]] = mapped_column(Json)
+    description: Mapped[str | None] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    disabled_reason: Mapped[str | None] = mapped_column(String(200))
+    secret: Mapped[str] = mapped_column(Text)
+    previous_secret: Mapped[str | None] = mapped_column(Text)
+    previous_secret_until: Mapped[datetime | None] = mapped_column(Timestamp)
+    failing_since: Mapped[datetime | None] = mapped_column(Timestamp)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    __table_args__ = (
+        CheckConstraint("status IN ('active', 'disabled', 'deleted')", name="status"),
+        Index("ix_webhooks_user_created", "user_id", "created_at", "id"),
+    )
+
+
+class WebhookCursor(Base):
+    """How far fan-out has read job_events. One row, locked FOR UPDATE by the fan-out, so two beats take turns.
+    On PostgreSQL the position is (transaction id, event id): see core.webhooks.fan_out."""
+
+    __tablename__ = "webhook_cursors"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    last_tx: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_event_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One event of one type for one endpoint: what is sent (the body, serialized once) and where it stands.
+    `message_id` is the webhook-id header, the same on every attempt. `claim` names the one dispatch allowed to
+    send the current attempt; `lease_until` bounds a claim whose worker or message was lost."""
+
+    __tablename__ = "webhook_deliveries"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    webhook_id: Mapped[str] = mapped_column(ForeignKey("webhooks.id"))
+    event_id: Mapped[int] = mapped_column(BigInteger)
+    type: Mapped[str] = mapped_column(String(40))
+    message_id: Mapped[str] = mapped_column(String(64), unique=True)
+    payload: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    claim: Mapped[str | None] = mapped_column(String(36))
+    lease_until: Mapped[datetime | None] = mapped_column(Timestamp)
+    event_at: Mapped[datetime] = mapped_column(Timestamp)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    __table_args__ = (
+        UniqueConstraint("event_id", "webhook_id", "type", name="uq_webhook_deliveries_event_webhook_type"),
+        CheckConstraint("status IN ('pending', 'sending', 'succeeded', 'failed')", name="status"),
+        Index("ix_webhook_deliveries_status_next", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_webhook_status", "webhook_id", "status"),
+    )
+
+
+class WebhookAttempt(Base):
+    """One try of a delivery: the answer's status code or why there was none, and how long it took."""
+
+    __tablename__ = "webhook_attempts"
+    id: Mapped[int] = mapped_column(Serial, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[str] = mapped_column(ForeignKey("webhook_deliveries.id"))
+    webhook_id: Mapped[str] = mapped_column(String(36))
+    attempt: Mapped[int] = mapped_column(Integer)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(300))
+    succeeded: Mapped[bool] = mapped_column(Boolean)
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    __table_args__ = (
+        UniqueConstraint("delivery_id", "attempt", name="uq_webhook_attempts_delivery_attempt"),
+        Index("ix_webhook_attempts_webhook_id", "webhook_id", "id"),
     )

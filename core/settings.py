@@ -111,6 +111,8 @@ class Settings:
     stream_keepalive_seconds: float = 15.0
     stream_poll_seconds: float | None = None  # None: 0.5 s on SQLite (no LISTEN), 1.5 s on PostgreSQL
     stream_retry_ms: int = 2000
+    # Webhook URLs may point at loopback, private, link-local and metadata addresses (tests, a private network).
+    webhook_allow_private: bool = False
 
     @property
     def embedded(self) -> bool:
@@ -163,4 +165,5 @@ class Settings:
             stream_keepalive_seconds=float(env.get("BANKQ_STREAM_KEEPALIVE_SECONDS") or 15.0),
             stream_poll_seconds=_float_or_none(env.get("BANKQ_STREAM_POLL_SECONDS")),
             stream_retry_ms=_int(env, "BANKQ_STREAM_RETRY_MS", 2000),
+            webhook_allow_private=_bool(env.get("BANKQ_WEBHOOK_ALLOW_PRIVATE"), False, "BANKQ_WEBHOOK_ALLOW_PRIVATE"),
         )

@@ -4,7 +4,8 @@ from celery import Celery
 
 celery = Celery(
     "bankq",
-    include=["tasks.transfers", "tasks.kyc", "tasks.maintenance", "tasks.notify", "tasks.schedules"],
+    include=["tasks.transfers", "tasks.kyc", "tasks.maintenance", "tasks.notify", "tasks.schedules",
+             "tasks.webhooks"],
 )
 celery.config_from_object("celeryconfig")
 app = celery

@@ -55,7 +55,7 @@ def commands(env: dict[str, str]) -> dict[str, list[str]]:
             "--loglevel",
             env.get("LOG_LEVEL", "INFO"),
             "-Q",
-            env.get("WORKER_QUEUES", "transfers,kyc,notify,default"),
+            env.get("WORKER_QUEUES", "transfers,kyc,notify,default,webhooks"),
             "--concurrency",
             env.get("WORKER_CONCURRENCY", "2"),
             "--hostname",

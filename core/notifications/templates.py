@@ -35,6 +35,7 @@ TEMPLATES: dict[str, Template] = {
     "kyc_outcome": Template("Your identity check", ("status",)),
     "reminder": Template("A reminder from bankq", ("message",)),
     "kyc_reminder": Template("Finish verifying your identity", ("days",)),
+    "webhook_disabled": Template("Your bankq webhook was disabled", ("url", "reason")),
 }
 
 

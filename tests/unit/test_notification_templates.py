@@ -24,6 +24,7 @@ SAMPLES = {
     "kyc_outcome": {"status": "rejected", "reasons": ["document_expired", "name_mismatch"]},
     "kyc_reminder": {"days": 6},
     "reminder": {"message": "Your card expires next month."},
+    "webhook_disabled": {"url": "https://example.com/hooks", "reason": "the endpoint answered 410 Gone"},
 }
 
 

@@ -1,0 +1,235 @@
+"""Sending deliveries: claim what is due, make one attempt, record it and schedule the next.
+
+The schedule lives in the delivery row: attempt n is due RETRY_DELAYS[n - 1] after attempt n - 1 failed (the first
+at once). A dispatch tick claims due deliveries with SKIP LOCKED, at most MAX_IN_FLIGHT per endpoint (counted under
+the endpoint's row lock), so a slow or dead endpoint holds only its own deliveries back. A claim is a token and a
+lease: the worker that takes the token sends; a claim whose message or worker was lost is claimed again when its
+lease runs out, so a broker loss delays a delivery, never drops it. webhook-id is the same on every attempt, so a
+receiver can drop the duplicate a lost acknowledgement causes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from core import audit
+from core.bank import Bank
+from core.clock import as_utc, isoformat, utcnow
+from core.errors import Conflict, NotFound
+from core.jobs import written_messages
+from core.models import User, Webhook, WebhookAttempt, WebhookDelivery, new_id
+from core.notifications import queue_notification
+from core.outbox import Outgoing, outgoing
+from core.pagination import check_limit, decode_cursor, encode_cursor
+from core.webhooks import transport
+from core.webhooks.endpoints import disable, own_webhook, signing_secrets
+from core.webhooks.secrets import SecretUnreadable, signature_header
+
+# Seconds before attempt 1, 2, ...: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
+RETRY_DELAYS = (0, 5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600, 10 * 3600)
+MAX_ATTEMPTS = len(RETRY_DELAYS)
+MAX_IN_FLIGHT = 2
+LEASE = timedelta(seconds=60)  # well above the 15 s an attempt may take
+DISABLE_AFTER = timedelta(days=5)
+USER_AGENT = "bankq-webhooks/1"
+
+
+@dataclass(frozen=True)
+class Claim:
+    delivery_id: str
+    token: str
+
+
+@dataclass
+class Outcome:
+    status: str  # succeeded | retrying | failed | stale (another claim holds it, or nothing to do)
+    answer: transport.Answer | None = None
+    messages: list[Outgoing] = field(default_factory=list)
+
+
+def _due(now: Any) -> Any:
+    return ((WebhookDelivery.status == "pending") & (WebhookDelivery.next_attempt_at <= now)) | (
+        (WebhookDelivery.status == "sending") & (WebhookDelivery.lease_until < now)
+    )
+
+
+def claim_due(bank: Bank, *, limit: int = 200) -> list[Claim]:
+    """Beat: claim due deliveries of active endpoints, at most MAX_IN_FLIGHT in flight per endpoint."""
+    now = utcnow()
+    claims: list[Claim] = []
+    with bank.db.transaction() as s:
+        due_hooks = select(WebhookDelivery.webhook_id).where(_due(now)).distinct()
+        hooks = list(s.scalars(
+            select(Webhook).where(Webhook.status == "active", Webhook.id.in_(due_hooks))
+            .limit(limit).with_for_update(skip_locked=True)
+        ))
+        for hook in hooks:
+            in_flight = s.scalar(select(func.count()).select_from(WebhookDelivery).where(
+                WebhookDelivery.webhook_id == hook.id, WebhookDelivery.status == "sending",
+                WebhookDelivery.lease_until >= now)) or 0
+            room = MAX_IN_FLIGHT - in_flight
+            if room <= 0:
+                continue
+            for delivery in s.scalars(
+                select(WebhookDelivery).where(WebhookDelivery.webhook_id == hook.id, _due(now))
+                .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.event_id).limit(room)
+                .with_for_update(skip_locked=True)
+            ):
+                delivery.status, delivery.claim, delivery.lease_until = "sending", new_id(), now + LEASE
+                delivery.updated_at = now
+                claims.append(Claim(delivery.id, delivery.claim))
+    return claims
+
+
+def send_delivery(bank: Bank, delivery_id: str, token: str) -> Outcome:
+    """Worker: make the attempt this claim stands for, then record it. A second message for the same claim finds
+    the token taken and does nothing."""
+    now = utcnow()
+    with bank.db.transaction() as s:
+        delivery = s.get(WebhookDelivery, delivery_id, with_for_update=True)
+        if delivery is None or delivery.status != "sending" or delivery.claim != token:
+            return Outcome("stale")
+        hook = s.get(Webhook, delivery.webhook_id)
+        if hook is None or hook.status != "active":
+            delivery.status, delivery.claim, delivery.next_attempt_at = "failed", None, None
+            return Outcome("stale")
+        delivery.claim, delivery.lease_until = None, now + LEASE
+        attempt = delivery.attempts + 1
+        url, message_id, payload = hook.url, delivery.message_id, delivery.payload
+        try:
+            keys = signing_secrets(bank, hook)
+        except SecretUnreadable as exc:
+            keys = []
+            unreadable = str(exc)
+    if keys:
+        timestamp = int(utcnow().timestamp())
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            "webhook-id": message_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": signature_header(keys, message_id, timestamp, payload),
+        }
+        answer = transport.post(url, headers, payload.encode(), allow_private=bank.settings.webhook_allow_private)
+    else:
+        answer = transport.Answer(None, unreadable, 0)
+    return _record(bank, delivery_id, attempt, answer)
+
+
+def _record(bank: Bank, delivery_id: str, attempt: int, answer: transport.Answer) -> Outcome:
+    now = utcnow()
+    with bank.db.transaction() as s:
+        delivery = s.get(WebhookDelivery, delivery_id, with_for_update=True)
+        assert delivery is not None
+        hook = s.get(Webhook, delivery.webhook_id, with_for_update=True)
+        assert hook is not None
+        s.add(WebhookAttempt(delivery_id=delivery.id, webhook_id=hook.id, attempt=attempt,
+                             status_code=answer.status_code, error=answer.error, succeeded=answer.succeeded,
+                             duration_ms=answer.duration_ms, at=now))
+        delivery.attempts, delivery.lease_until, delivery.updated_at = attempt, None, now
+        if answer.succeeded:
+            delivery.status, delivery.next_attempt_at = "succeeded", None
+            hook.failing_since = None
+            return Outcome("succeeded", answer)
+        hook.failing_since = hook.failing_since or now
+        outcome = Outcome("failed", answer)
+        if hook.status == "active" and answer.status_code == 410:
+            _disable(s, hook, "the endpoint answered 410 Gone", outcome)
+        elif hook.status == "active" and now - as_utc(hook.failing_since) >= DISABLE_AFTER:
+            _disable(s, hook, "every delivery failed for 5 days", outcome)
+        if hook.status == "active" and attempt < delivery.max_attempts:
+            delivery.status = "pending"
+            delivery.next_attempt_at = now + timedelta(seconds=RETRY_DELAYS[min(attempt, MAX_ATTEMPTS - 1)])
+            outcome.status = "retrying"
+        else:
+            delivery.status, delivery.next_attempt_at = "failed", None
+        return outcome
+
+
+def _disable(s: Session, hook: Webhook, reason: str, outcome: Outcome) -> None:
+    disable(s, hook, reason)
+    audit.record(s, None, "webhook.disabled", f"webhook:{hook.id}", reason=reason)
+    owner = s.get(User, hook.user_id)
+    if owner is not None and owner.status != "closed":
+        queue_notification(s, user=owner, channel="email", template="webhook_disabled",
+                           context={"url": hook.url, "reason": reason})
+        s.flush()
+        outcome.messages += [outgoing(m) for m in written_messages(s)]
+
+
+def attempt_view(a: WebhookAttempt, d: WebhookDelivery) -> dict[str, Any]:
+    return {
+        "id": str(a.id),
+        "event_id": str(d.event_id),
+        "webhook_id": a.webhook_id,
+        "type": d.type,
+        "attempt": a.attempt,
+        "status_code": a.status_code,
+        "error": a.error,
+        "duration_ms": a.duration_ms,
+        "at": isoformat(a.at),
+    }
+
+
+def list_attempts(bank: Bank, user: User, webhook_id: str, *, limit: int | None,
+                  cursor: str | None) -> dict[str, Any]:
+    """Every attempt to this endpoint, newest first."""
+    limit = check_limit(limit)
+    after = decode_cursor(cursor, 1)
+    query = (select(WebhookAttempt, WebhookDelivery).join(WebhookDelivery,
+                                                          WebhookDelivery.id == WebhookAttempt.delivery_id)
+             .where(WebhookAttempt.webhook_id == webhook_id))
+    if after:
+        if not isinstance(after[0], int) or isinstance(after[0], bool):
+            decode_cursor("!", 1)
+        query = query.where(WebhookAttempt.id < after[0])
+    with bank.db.transaction() as s:
+        own_webhook(s, user, webhook_id)
+        rows = list(s.execute(query.order_by(WebhookAttempt.id.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {"items": [attempt_view(a, d) for a, d in rows],
+            "next_cursor": encode_cursor(rows[-1][0].id) if more else None}
+
+
+def redeliver(bank: Bank, user: User, webhook_id: str, attempt_id: str) -> dict[str, Any]:
+    """Send the delivery an attempt belongs to once more, now (same webhook-id and body, fresh signature).
+    Nothing changes while it is already waiting or being sent."""
+    ascii_number = isinstance(attempt_id, str) and attempt_id.isascii() and attempt_id.isdigit()
+    number = int(attempt_id) if ascii_number and len(attempt_id) < 19 else 0
+    with bank.db.transaction() as s:
+        hook = own_webhook(s, user, webhook_id)
+        found = s.get(WebhookAttempt, number) if number else None
+        if found is None or found.webhook_id != hook.id:
+            raise NotFound("No such delivery attempt.", code="delivery_not_found")
+        if hook.status != "active":
+            raise Conflict("The webhook is disabled; enable it first.", code="webhook_disabled")
+        delivery = s.get(WebhookDelivery, found.delivery_id, with_for_update=True)
+        assert delivery is not None
+        if delivery.status in ("succeeded", "failed"):
+            now = utcnow()
+            delivery.status, delivery.next_attempt_at, delivery.updated_at = "pending", now, now
+            delivery.max_attempts = delivery.attempts + 1
+            audit.record(s, user.id, "webhook.redelivery_requested", f"webhook:{hook.id}", attempt_id=found.id)
+        return {"attempt_id": str(found.id), "event_id": str(delivery.event_id), "webhook_id": hook.id,
+                "type": delivery.type, "status": delivery.status}
+
+
+def delivery_figures(bank: Bank) -> dict[str, Any]:
+    """For /metrics: deliveries by status, attempts by outcome, and how late the oldest due delivery is."""
+    now = utcnow()
+    with bank.db.transaction() as s:
+        by_status = {st: int(n) for st, n in s.execute(
+            select(WebhookDelivery.status, func.count()).group_by(WebhookDelivery.status))}
+        attempts = {bool(ok): int(n) for ok, n in s.execute(
+            select(WebhookAttempt.succeeded, func.count()).group_by(WebhookAttempt.succeeded))}
+        oldest = s.scalar(select(func.min(WebhookDelivery.next_attempt_at)).where(
+            WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now))
+    lag = max(0.0, (now - as_utc(oldest)).total_seconds()) if oldest else 0.0
+    return {"by_status": by_status, "attempts": {"succeeded": attempts.get(True, 0), "failed": attempts.get(False, 0)},
+            "oldest_due_seconds": lag}
+
