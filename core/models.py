@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -103,7 +104,8 @@ class Account(Base):
 class Transfer(Base):
     __tablename__ = "transfers"
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    job_id: Mapped[str] = mapped_column(String(36), unique=True)
+    job_id: Mapped[str] = mapped_column(String(36))
+    batch_index: Mapped[int | None] = mapped_column(Integer)  # place in its batch job; NULL: a job of its own
     kind: Mapped[str] = mapped_column(String(16), default="transfer")
     source_account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
     destination_account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
@@ -119,6 +121,14 @@ class Transfer(Base):
     receipt_at: Mapped[datetime | None] = mapped_column(Timestamp)
     __table_args__ = (
         Index("ix_transfers_receipt_pending", "receipt_at", "status"),
+        Index("uq_transfers_job_id_batch_index", "job_id", "batch_index", unique=True),
+        Index(
+            "uq_transfers_job_id_single",
+            "job_id",
+            unique=True,
+            postgresql_where=text("batch_index IS NULL"),
+            sqlite_where=text("batch_index IS NULL"),
+        ),
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("source_account_id <> destination_account_id", name="distinct_accounts"),
         CheckConstraint("kind IN ('transfer', 'deposit', 'withdrawal')", name="kind"),
