@@ -242,6 +242,9 @@ class TransferOut(Schema):
     currency = fields.String()
     description = fields.String(allow_none=True)
     failure_code = fields.String(allow_none=True)
+    batch_index = fields.Integer(
+        allow_none=True, metadata={"description": "Its place in a batch (job_id is the batch's job); else null."}
+    )
     execute_at = fields.String(allow_none=True)
     created_at = fields.String()
     posted_at = fields.String(allow_none=True)

@@ -28,6 +28,8 @@ ACTIONS: dict[str, str] = {
     "customer.updated": "Staff changed a customer's profile (details: fields).",
     "customer.status_changed": "Staff changed a customer's status (details: previous, status).",
     "transfer.requested": "A transfer was accepted (details: job_id, amount, currency).",
+    "transfer_batch.requested": "A batch of transfers was accepted as one job (details: job_id, items, atomic, "
+    "totals per currency).",
     "deposit.requested": "A deposit was accepted (details: job_id, amount, currency).",
     "withdrawal.requested": "A withdrawal was accepted (details: job_id, amount, currency).",
     "transfer.confirmed": "The customer confirmed a large transfer with its one-time code.",

@@ -135,6 +135,20 @@ class Transfer(Base):
     )
 
 
+class TransferBatch(Base):
+    """Up to 1000 transfers accepted as one job (`transfers.job_id` is this job, `batch_index` their order).
+    `atomic`: all post or none do."""
+
+    __tablename__ = "transfer_batches"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    job_id: Mapped[str] = mapped_column(String(36), unique=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    atomic: Mapped[bool] = mapped_column(Boolean, default=False)
+    item_count: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    __table_args__ = (CheckConstraint("item_count BETWEEN 1 AND 1000", name="item_count"),)
+
+
 class Entry(Base):
     """One immutable line of a posting. A posting's entries sum to zero."""
 

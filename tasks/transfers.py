@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from core.errors import DependencyUnavailable, TransientError
-from core.transfers import post_transfer_jobs
+from core.transfers import post_transfer_batch, post_transfer_jobs
 from tasks import celery
 from tasks.runtime import bank
 
@@ -21,4 +21,18 @@ def post(self, job_id: str) -> None:  # type: ignore[no-untyped-def]
     report = post_transfer_jobs(b.db, job_id, batch_size=b.settings.post_batch_size)
     if report.own_job_busy:
         # Another worker holds this job in its batch; look again shortly rather than trust it blindly.
+        raise self.retry(countdown=1, max_retries=60)
+
+
+@celery.task(
+    name="transfers.post_batch",
+    bind=True,
+    autoretry_for=(TransientError, DependencyUnavailable),
+    retry_backoff=True,
+    retry_backoff_max=60,
+    max_retries=20,
+)
+def post_batch(self, job_id: str) -> None:  # type: ignore[no-untyped-def]
+    if post_transfer_batch(bank().db, job_id).own_job_busy:
+        # A duplicate delivery holds the batch; look again shortly (it is finished or rolled back by then).
         raise self.retry(countdown=1, max_retries=60)

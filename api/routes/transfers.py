@@ -7,6 +7,7 @@ from flask_jwt_extended import jwt_required
 from api.blueprint import Blueprint
 from api.jobs_http import IDEMPOTENCY_HEADER, idempotency_key, idempotency_required, job_response, raw_body
 from api.schemas import ConfirmIn, JobOut, MovementIn, TransferIn, TransferOut
+from api.schemas_transfer_batches import TransferBatchIn
 from api.security import bank, current_user, staff_required
 from core import transfers
 
@@ -23,6 +24,39 @@ BEARER = [{"bearerAuth": []}]
 def create_transfer(body: dict):  # type: ignore[no-untyped-def]
     accepted = transfers.request_transfer(
         bank(), current_user(), transfers.TransferRequest(**body), idempotency_key=idempotency_key(), body=raw_body()
+    )
+    return job_response(accepted)
+
+
+BATCH_DOC = """Up to 1000 transfers as one job (202 + Location, Idempotency-Key as for every job POST).
+
+Every item is checked at once as a single transfer is; if any fails, nothing is accepted and the 422
+`batch_items_invalid` names each bad item in `errors` (`items.3.currency`) and in `item_errors`
+(`[{index, field, code, detail}]`): `account_not_found` (missing or not yours), `currency_mismatch`,
+`same_account`, `account_frozen`, `invalid_amount`, ... A sender who may not move money is a 403 (`kyc_required`)
+for the whole batch. Batches do not take `execute_at`, and an item at or above BANKQ_CONFIRMATION_THRESHOLD is
+refused (`confirmation_required`): send large or scheduled payments as single transfers.
+
+The worker posts the batch in one transaction, items in order (funds are checked there). The job's `result`:
+`{atomic, posted, failed, items: [{index, transfer_id, status: "posted"|"failed", failure_code}]}`.
+`atomic: false`: each item posts on its own; the job `succeeded` whatever the items' outcomes.
+`atomic: true`: all post or none does; if one cannot (e.g. `insufficient_funds`), the job `failed` with
+`batch_failed`, no money moves, and the other items show `failure_code: "batch_failed"`.
+Each item is a transfer (`GET /api/v1/transfers/{transfer_id}`) whose `job_id` is the batch's job."""
+
+
+@blp.post("/transfers/batch")
+@blp.doc(security=BEARER, parameters=[IDEMPOTENCY_HEADER], description=BATCH_DOC)
+@jwt_required()
+@idempotency_required
+@blp.arguments(TransferBatchIn)
+@blp.response(202, JobOut)
+def create_transfer_batch(body: dict):  # type: ignore[no-untyped-def]
+    cmd = transfers.BatchRequest(
+        items=tuple(transfers.TransferRequest(**item) for item in body["items"]), atomic=body["atomic"]
+    )
+    accepted = transfers.request_transfer_batch(
+        bank(), current_user(), cmd, idempotency_key=idempotency_key(), body=raw_body()
     )
     return job_response(accepted)
 

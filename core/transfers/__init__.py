@@ -1,5 +1,7 @@
 """Transfers, deposits and withdrawals: accepted at once, posted to the ledger by a worker."""
 
+from core.transfers.batch_posting import post_transfer_batch
+from core.transfers.batches import BatchRequest, request_transfer_batch
 from core.transfers.posting import post_transfer_jobs
 from core.transfers.requests import (
     MovementRequest,
@@ -13,13 +15,16 @@ from core.transfers.requests import (
 )
 
 __all__ = [
+    "BatchRequest",
     "MovementRequest",
     "TransferRequest",
     "cancel_transfer",
     "confirm_transfer",
     "get_transfer",
+    "post_transfer_batch",
     "post_transfer_jobs",
     "release_due_scheduled",
     "request_movement",
     "request_transfer",
+    "request_transfer_batch",
 ]

@@ -11,7 +11,7 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy import Table, bindparam, insert, select, text, update
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
@@ -298,9 +298,11 @@ def _finish(
     )
 
 
-def _refusal(
-    t: _Claimed | Transfer, source: _Balance | Account, destination: _Balance | Account
-) -> tuple[str, str] | None:
+class _Posting(Protocol):
+    amount: int
+
+
+def _refusal(t: _Posting, source: _Balance | Account, destination: _Balance | Account) -> tuple[str, str] | None:
     for side, account in (("source", source), ("destination", destination)):
         if account.status == "frozen":
             return "account_frozen", f"The {side} account is frozen."

@@ -58,6 +58,7 @@ def transfer_view(t: Transfer) -> dict[str, Any]:
         "currency": t.currency,
         "description": t.description,
         "failure_code": t.failure_code,
+        "batch_index": t.batch_index,
         "execute_at": isoformat(t.execute_at),
         "created_at": isoformat(t.created_at),
         "posted_at": isoformat(t.posted_at),
@@ -115,11 +116,12 @@ def _check_sender(bank: Bank, s: Session, source: Account, caller: User) -> None
 
 
 def check_transfer(
-    bank: Bank, s: Session, user: User, cmd: TransferRequest
+    bank: Bank, s: Session, user: User, cmd: TransferRequest, by_number: dict[str, Account] | None = None
 ) -> tuple[Account, Account, int, datetime | None]:
     """Every rule a transfer must pass before it is accepted; writes nothing. Returns source, destination,
-    amount in minor units and execute_at (UTC) or None."""
-    by_number = _load_accounts(s, cmd)
+    amount in minor units and execute_at (UTC) or None. `by_number`: the accounts, already in the session
+    (a batch loads all its items' accounts at once)."""
+    by_number = _load_accounts(s, cmd) if by_number is None else by_number
     source = visible_account(s, user, cmd.source_account_id)
     destination = _destination(s, cmd, by_number)
     check_currency(cmd.currency)
