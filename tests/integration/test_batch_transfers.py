@@ -3,6 +3,7 @@ accepted over HTTP, posted by the core function the worker calls, on real Postgr
 
 from __future__ import annotations
 
+import os
 import queue
 import random
 import threading
@@ -12,8 +13,11 @@ from collections import Counter
 
 from sqlalchemy import func, select, update
 
+from core.bank import Bank
 from core.ledger import check_ledger
 from core.models import Account, Entry, Job, Transfer
+from core.settings import Settings
+from core.setup import prepare
 from core.transfers import (
     BatchRequest,
     TransferRequest,
@@ -347,3 +351,24 @@ def test_a_posting_the_database_refuses_is_told_apart_item_by_item(bank):
     assert outcomes[True] == (["batch_failed", "batch_failed", "posting_rejected", "batch_failed"], "failed")
     assert balances(bank, [source, destination]) == {source: 94_00, destination: 6_00}
     assert check_ledger(bank.db)["ok"]
+
+
+def test_batches_post_on_the_embedded_sqlite_default(tmp_path):
+    settings = Settings.from_env({"BANKQ_DATA_DIR": str(tmp_path), "BANKQ_SECRET_KEY": os.environ["BANKQ_SECRET_KEY"]})
+    lite = Bank(settings)
+    try:
+        assert not lite.db.is_postgres
+        prepare(lite)
+        alice, bob = make_user(lite), make_user(lite)
+        source, destination = open_account(lite, alice, "EUR", 10_00), open_account(lite, bob, "EUR")
+        for atomic in (True, False):
+            cmd = BatchRequest(items=tuple(_cmd(source, destination, "4.00") for _ in range(3)), atomic=atomic)
+            accepted = request_transfer_batch(lite, alice, cmd, idempotency_key=f"l{atomic}", body={"a": atomic})
+            job_id = accepted.body["id"]
+            report = post_transfer_batch(lite.db, job_id)
+            assert (report.posted, report.failed) == ((0, 3) if atomic else (2, 1))
+            assert post_transfer_batch(lite.db, job_id).posted == 0
+        assert balances(lite, [source, destination]) == {source: 2_00, destination: 8_00}
+        assert check_ledger(lite.db)["ok"]
+    finally:
+        lite.db.dispose()
