@@ -132,3 +132,23 @@ def test_broker_down_at_accept_then_job_completes(e2e_env, broker_outage, stack_
     assert client.balance(bob, destination) == "5.00"
     assert requests.get(f"{stack.base}/ready", timeout=10).status_code == 200
     assert client.call("GET", "/admin/ledger/check", admin).json()["ok"]
+
+
+def test_a_batch_posts_through_the_real_worker(e2e_env, stack_factory):
+    stack = stack_factory(e2e_env)
+    client = Client(stack.start_api())
+    stack.start_worker()
+    admin = client.login(*ADMIN)
+    _, alice = client.customer("alice")
+    _, bob = client.customer("bob")
+    source, destination = client.account(alice), client.account(bob)
+    fund(client, admin, source, "10.00", "fund")
+    items = [{"source_account_id": source, "destination_account_id": destination, "amount": amount, "currency": "EUR"}
+             for amount in ("4.00", "5.00", "3.00")]
+    accepted = client.call("POST", "/transfers/batch", alice, "batch-1", json={"items": items, "atomic": False})
+    assert accepted.status_code == 202, accepted.text
+    job = client.wait_job(alice, accepted.json()["id"])
+    assert job["status"] == "succeeded"
+    assert [(i["index"], i["status"]) for i in job["result"]["items"]] == [(0, "posted"), (1, "posted"), (2, "failed")]
+    assert job["result"]["items"][2]["failure_code"] == "insufficient_funds"
+    assert client.balance(bob, destination) == "9.00"
