@@ -70,3 +70,16 @@ def test_the_embedded_database_writes_events_too(tmp_path):
         assert failed.job["error"] == {"code": "insufficient_funds", "message": "Not enough"}
     finally:
         bank.db.dispose()
+
+
+def test_even_a_hand_written_update_cannot_change_a_status_without_its_event(bank):
+    """The events come from the database, not from a code path that could be bypassed."""
+    from sqlalchemy import text
+
+    alice, bob = make_user(bank), make_user(bank)
+    source, destination = open_account(bank, alice, "EUR", 50_00), open_account(bank, bob, "EUR")
+    job_id = accept_transfer(bank, alice, source, destination, key="e4").body["id"]
+    with bank.db.transaction() as s:
+        s.execute(text("UPDATE jobs SET status = 'cancelled' WHERE id = :id"), {"id": job_id})
+        s.execute(text("UPDATE jobs SET attempts = attempts + 1 WHERE id = :id"), {"id": job_id})  # no status change
+    assert [e.status for e in events_after(bank.db, alice, job_id=job_id)] == ["queued", "cancelled"]
