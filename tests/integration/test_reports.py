@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
 import uuid
 from datetime import UTC, date, datetime
@@ -12,11 +13,14 @@ from decimal import Decimal
 import pypdfium2 as pdfium
 from sqlalchemy import func, select, text
 
+from core.bank import Bank
 from core.clock import clock
 from core.models import Account, AuditEvent, Notification, Report
 from core.money import format_minor
-from core.reports import monthly, worker
+from core.reports import monthly, statements, worker
 from core.reports.render import Period, entry_batches, totals_for
+from core.settings import Settings
+from core.setup import prepare
 from core.transfers import MovementRequest, post_transfer_jobs, request_movement
 from tests.support import _staff, auth_headers, make_user, open_account, run_concurrently
 
@@ -349,3 +353,31 @@ def test_monthly_statement_once_per_account_and_month_and_opt_out(bank, client):
     assert monthly.queue_monthly_statements(bank) == 2
     render_all(bank)
     assert monthly_notices(bank, keen.id) == 4
+
+
+def test_statements_render_on_the_embedded_sqlite_default(tmp_path):
+    settings = Settings.from_env({"BANKQ_DATA_DIR": str(tmp_path), "BANKQ_SECRET_KEY": os.environ["BANKQ_SECRET_KEY"]})
+    lite = Bank(settings)
+    try:
+        assert not lite.db.is_postgres
+        prepare(lite)
+        owner, account = history(lite)
+        for fmt in ("csv", "pdf"):
+            accepted = statements.request_statement(
+                lite,
+                owner,
+                account,
+                first=date(2026, 10, 1),
+                last=date(2026, 10, 31),
+                format=fmt,
+                idempotency_key=fmt,
+            )
+            assert worker.process_report(lite, accepted.body["id"], batch_size=2) == "ready"
+            report = statements.get_report(lite, owner, report_id_of(accepted.body))
+            assert report["summary"]["closing_balance"] == "113.21" and report["summary"]["entries"] == 3
+            assert statements.download(lite, owner, report["id"]).path.stat().st_size == report["size"]
+        clock.freeze(at("2026-11-01", 1))
+        assert monthly.queue_monthly_statements(lite) == 1 and monthly.queue_monthly_statements(lite) == 0
+    finally:
+        clock.unfreeze()
+        lite.db.dispose()
