@@ -17,6 +17,13 @@ BEARER = [{"bearerAuth": []}]
 FILE = {"schema": {"type": "string", "format": "binary"}}
 
 
+def _problem(description: str) -> dict:
+    return {
+        "description": description,
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+
+
 @blp.post("/accounts/<account_id>/statements")
 @blp.doc(
     security=BEARER,
@@ -66,9 +73,10 @@ def get_report(report_id: str) -> dict:
             "content": {"application/pdf": FILE, "text/csv": FILE},
             "headers": {"Content-Disposition": {"schema": {"type": "string"}}},
         },
-        "404": {"$ref": "#/components/responses/NOT_FOUND"},
-        "409": {"$ref": "#/components/responses/CONFLICT"},
-        "410": {"$ref": "#/components/responses/GONE"},
+        "401": _problem("No token, or an invalid, expired or revoked one."),
+        "404": _problem("No such report, or not the caller's (code `report_not_found`)."),
+        "409": _problem("`report_not_ready` (with Retry-After) or `report_failed`."),
+        "410": _problem("The file is no longer kept (code `report_gone`)."),
     },
 )
 @jwt_required()
