@@ -64,6 +64,7 @@ task_routes = {
     "kyc.*": {"queue": "kyc"},
     "notify.*": {"queue": "notify"},
     "maintenance.*": {"queue": "default"},
+    "reports.*": {"queue": "default"},
     "webhooks.deliver": {"queue": "webhooks"},
     "webhooks.dispatch": {"queue": "default"},
 }

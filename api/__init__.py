@@ -98,6 +98,9 @@ def create_app(settings: Settings | None = None, bank: Bank | None = None) -> Fl
     api.register_blueprint(customers.blp)
     api.register_blueprint(events.blp)
     api.register_blueprint(webhooks.blp)
+    from api.routes import reports
+
+    api.register_blueprint(reports.blp)
     app.register_blueprint(ops.blp)
     init_limits(app, bank)
     register_error_handlers(app)

@@ -90,6 +90,9 @@ class ProfileIn(Strict):
     full_name = fields.String(validate=validate.Length(min=1, max=200))
     phone = fields.String(allow_none=True, validate=PHONE, metadata={"description": "null removes the number."})
     time_zone = fields.String(**TIME_ZONE)
+    monthly_statements = fields.Boolean(
+        metadata={"description": "false stops the monthly PDF statement email (on by default)."}
+    )
 
 
 class AdminUserIn(RegisterIn):
@@ -116,6 +119,7 @@ class UserOut(Schema):
     date_of_birth = fields.String(allow_none=True)
     phone = fields.String(allow_none=True)
     time_zone = fields.String(metadata={"description": "IANA name; times are shown in it, stored in UTC."})
+    monthly_statements = fields.Boolean(metadata={"description": "Whether a monthly statement is emailed."})
     role = fields.String()
     kyc_status = fields.String()
     status = fields.String()

@@ -31,6 +31,8 @@ def beat_schedule_for(settings: Settings) -> dict[str, dict[str, Any]]:
         "send-transfer-receipts": {"task": "maintenance.send_transfer_receipts", "schedule": 5.0},
         "purge-old-codes": {"task": "maintenance.purge_old_codes", "schedule": 3600.0},
         "purge-idempotency-keys": {"task": "maintenance.purge_idempotency_keys", "schedule": 3600.0},
+        # Acts in the first days of a month only; hourly, so a restart on the 1st still sends that day.
+        "send-monthly-statements": {"task": "reports.send_monthly_statements", "schedule": 3600.0},
         "send-due-reminders": {"task": "schedules.send_due_reminders", "schedule": tick, "options": schedules},
         "dispatch-webhooks": {
             "task": "webhooks.dispatch",

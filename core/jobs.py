@@ -16,7 +16,11 @@ from core.pagination import newest_first
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 STATUSES = ("queued", "running", "awaiting_confirmation", *TERMINAL)
-RESOURCE_PATHS = {"transfer": "/api/v1/transfers/{id}", "kyc_document": "/api/v1/kyc/documents/{id}"}
+RESOURCE_PATHS = {
+    "transfer": "/api/v1/transfers/{id}",
+    "kyc_document": "/api/v1/kyc/documents/{id}",
+    "report": "/api/v1/reports/{id}",
+}
 
 # kind -> (task name, queue)
 ROUTES: dict[str, tuple[str, str]] = {
@@ -26,6 +30,7 @@ ROUTES: dict[str, tuple[str, str]] = {
     "transfer_batch": ("transfers.post_batch", "transfers"),
     "kyc": ("kyc.read", "kyc"),
     "otp": ("notify.send", "notify"),  # born succeeded: the code is issued on accept, its message sends itself
+    "statement": ("reports.render", "default"),
 }
 # A running job is only re-driven once nobody has touched it for this long (OCR can take a while).
 RUNNING_LEASE_SECONDS = 600

@@ -65,6 +65,7 @@ class User(Base):
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(Timestamp)
     token_version: Mapped[int] = mapped_column(Integer, default=0)
+    monthly_statements: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
     __table_args__ = (
@@ -285,6 +286,46 @@ class KycDocument(Base):
         CheckConstraint("status IN ('processing', 'verified', 'needs_review', 'rejected')", name="status"),
         Index("ix_kyc_documents_status_created", "status", "created_at"),
     )
+
+
+class Report(Base):
+    """An account statement for a period, rendered by a worker to a file under the data folder."""
+
+    __tablename__ = "reports"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    requested_by: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    job_id: Mapped[str] = mapped_column(String(36), unique=True)
+    format: Mapped[str] = mapped_column(String(8))
+    period_from: Mapped[date] = mapped_column(Date)
+    period_to: Mapped[date] = mapped_column(Date)
+    monthly: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), default="processing")
+    stored_name: Mapped[str | None] = mapped_column(String(80))
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    entry_count: Mapped[int | None] = mapped_column(Integer)
+    opening_balance: Mapped[int | None] = mapped_column(BigInteger)
+    closing_balance: Mapped[int | None] = mapped_column(BigInteger)
+    total_in: Mapped[int | None] = mapped_column(BigInteger)
+    total_out: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    ready_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    __table_args__ = (
+        CheckConstraint("format IN ('pdf', 'csv')", name="format"),
+        CheckConstraint("status IN ('processing', 'ready', 'failed')", name="status"),
+        CheckConstraint("period_from <= period_to", name="period"),
+    )
+
+
+class MonthlyStatement(Base):
+    """The guard that makes the monthly statement of an account happen once per month."""
+
+    __tablename__ = "monthly_statements"
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    month: Mapped[date] = mapped_column(Date, primary_key=True)  # the month's first day
+    report_id: Mapped[str] = mapped_column(String(36), unique=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
 
 class Notification(Base):

@@ -23,7 +23,7 @@ from core.time_zones import check_time_zone
 
 ROLES = ("customer", "teller", "admin")
 STAFF = ("teller", "admin")
-PROFILE_FIELDS = ("full_name", "phone", "time_zone")
+PROFILE_FIELDS = ("full_name", "phone", "time_zone", "monthly_statements")
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,7 @@ def user_view(user: User) -> dict[str, Any]:
         "date_of_birth": user.date_of_birth.isoformat() if user.date_of_birth else None,
         "phone": user.phone,
         "time_zone": user.time_zone,
+        "monthly_statements": user.monthly_statements,
         "role": user.role,
         "kyc_status": user.kyc_status,
         "status": user.status,
@@ -102,7 +103,7 @@ def register(db: Database, new: NewUser, *, actor_id: str | None = None) -> dict
 
 
 def update_profile(db: Database, user_id: str, changes: Mapping[str, Any]) -> dict[str, Any]:
-    """The user's own profile: any of full_name, phone (None removes it) and time_zone."""
+    """The user's own profile: any of full_name, phone (None removes it), time_zone and monthly_statements."""
     unknown = sorted(set(changes) - set(PROFILE_FIELDS))
     if unknown:
         raise ValidationFailed("Not a profile field.", errors={name: ["Unknown field."] for name in unknown})
@@ -120,6 +121,8 @@ def update_profile(db: Database, user_id: str, changes: Mapping[str, Any]) -> di
             user.phone = changes["phone"]
         if "time_zone" in changes:
             user.time_zone = changes["time_zone"]
+        if "monthly_statements" in changes:
+            user.monthly_statements = bool(changes["monthly_statements"])
         if changes:
             audit.record(s, user.id, "user.profile_updated", f"user:{user.id}", fields=sorted(changes))
         return user_view(user)

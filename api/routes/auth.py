@@ -58,8 +58,9 @@ def me() -> dict:
 @blp.patch("/me")
 @blp.doc(
     security=BEARER,
-    description="Change the caller's own profile: any of `full_name`, `phone` (null removes it) and "
-    "`time_zone` (an IANA name; 422 `validation_error` on `time_zone` for an unknown one).",
+    description="Change the caller's own profile: any of `full_name`, `phone` (null removes it), "
+    "`time_zone` (an IANA name; 422 `validation_error` on `time_zone` for an unknown one) and "
+    "`monthly_statements` (false opts out of the monthly statement email).",
 )
 @jwt_required()
 @blp.arguments(ProfileIn)

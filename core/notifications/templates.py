@@ -36,6 +36,7 @@ TEMPLATES: dict[str, Template] = {
     "reminder": Template("A reminder from bankq", ("message",)),
     "kyc_reminder": Template("Finish verifying your identity", ("days",)),
     "webhook_disabled": Template("Your bankq webhook was disabled", ("url", "reason")),
+    "monthly_statement": Template("Your bankq statement is ready", ("account_number", "month", "download_path")),
 }
 
 

@@ -34,7 +34,8 @@ SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
 MIB = 1024 * 1024
 UNSET: Any = object()
 
-JOB_POSTS = {f"{API}/transfers", f"{API}/deposits", f"{API}/withdrawals"}
+STATEMENTS = f"{API}/accounts/{{alice_eur}}/statements"
+JOB_POSTS = {f"{API}/transfers", f"{API}/deposits", f"{API}/withdrawals", STATEMENTS}
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -236,6 +237,8 @@ BODY_ENDPOINTS = [
     BodyEndpoint("withdrawals", f"{API}/withdrawals", "teller",
                  {"account_id": "@bob_eur", "amount": "10.00", "currency": "EUR"},
                  ("account_id", "amount", "currency"), ("account_id", "amount", "currency", "description")),
+    BodyEndpoint("statements", STATEMENTS, "alice", {"from": "2026-01-01", "to": "2026-01-31", "format": "csv"},
+                 ("from", "to", "format"), ("from", "to", "format")),
     BodyEndpoint("admin_users", f"{API}/admin/users", "admin",
                  {**REGISTER_BODY, "username": "new_teller_01", "email": "teller01@example.com", "role": "teller"},
                  ("username", "email", "password", "full_name", "role"),
@@ -416,6 +419,10 @@ def access_cases() -> list[Case]:
         # Another customer's resources are simply not there.
         Case("other-account-get", "GET", f"{acc}/{{bob_eur}}", 404, ("account_not_found",)),
         Case("other-account-entries", "GET", f"{acc}/{{bob_eur}}/entries", 404, ("account_not_found",)),
+        Case("other-account-statements", "POST", f"{acc}/{{bob_eur}}/statements", 404, ("account_not_found",),
+             body={"from": "2026-01-01", "to": "2026-01-31", "format": "pdf"}, idempotency=True),
+        Case("other-report-get", "GET", f"{API}/reports/{{bob_job}}", 404, ("report_not_found",)),
+        Case("other-report-download", "GET", f"{API}/reports/{{bob_job}}/download", 404, ("report_not_found",)),
         Case("other-transfer-get", "GET", f"{tr}/{{bob_transfer}}", 404, ("transfer_not_found",)),
         Case("other-transfer-cancel", "POST", f"{tr}/{{bob_transfer}}/cancel", 404, ("transfer_not_found",)),
         Case("other-job-get", "GET", f"{job}/{{bob_job}}", 404, ("job_not_found",)),

@@ -25,6 +25,9 @@ SAMPLES = {
     "kyc_reminder": {"days": 6},
     "reminder": {"message": "Your card expires next month."},
     "webhook_disabled": {"url": "https://example.com/hooks", "reason": "the endpoint answered 410 Gone"},
+    "monthly_statement": {
+        "account_number": "12345678903", "month": "October 2026", "download_path": "/api/v1/reports/r-1/download"
+    },
 }
 
 
