@@ -245,9 +245,26 @@ class TransferOut(Schema):
     batch_index = fields.Integer(
         allow_none=True, metadata={"description": "Its place in a batch (job_id is the batch's job); else null."}
     )
+    reverses = fields.String(
+        allow_none=True, metadata={"description": "For a reversal (kind `reversal`): the transfer it undoes."}
+    )
+    reversed_by = fields.String(
+        allow_none=True,
+        metadata={"description": "The reversal of this transfer that is pending or posted; null if none (a failed "
+                  "reversal does not count, and the transfer may be reversed again)."},
+    )
     execute_at = fields.String(allow_none=True)
     created_at = fields.String()
     posted_at = fields.String(allow_none=True)
+
+
+class ReversalIn(Strict):
+    reason = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=200),
+        metadata={"description": "Why (1-200 characters); shown on both statements as \"Reversal: <reason>\" and "
+                  "kept in the audit trail.", "example": "Duplicate payment"},
+    )
 
 
 class LedgerCheckOut(Schema):

@@ -32,6 +32,8 @@ ACTIONS: dict[str, str] = {
     "totals per currency).",
     "deposit.requested": "A deposit was accepted (details: job_id, amount, currency).",
     "withdrawal.requested": "A withdrawal was accepted (details: job_id, amount, currency).",
+    "reversal.requested": "Staff asked to reverse a posted transfer, deposit or withdrawal (details: job_id, amount, "
+    "currency, reverses, reason).",
     "transfer.confirmed": "The customer confirmed a large transfer with its one-time code.",
     "transfer.confirmation_failed": "A large transfer failed: too many wrong confirmation codes.",
     "transfer.confirmation_expired": "A large transfer failed: it was not confirmed in time.",

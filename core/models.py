@@ -119,8 +119,17 @@ class Transfer(Base):
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     posted_at: Mapped[datetime | None] = mapped_column(Timestamp)
     receipt_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # A reversal's original. At most one reversal of a transfer is pending or posted (a failed one does not count).
+    reverses: Mapped[str | None] = mapped_column(ForeignKey("transfers.id"))
     __table_args__ = (
         Index("ix_transfers_receipt_pending", "receipt_at", "status"),
+        Index(
+            "uq_transfers_reverses_live",
+            "reverses",
+            unique=True,
+            postgresql_where=text("status <> 'failed'"),
+            sqlite_where=text("status <> 'failed'"),
+        ),
         Index("uq_transfers_job_id_batch_index", "job_id", "batch_index", unique=True),
         Index(
             "uq_transfers_job_id_single",
@@ -131,7 +140,8 @@ class Transfer(Base):
         ),
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("source_account_id <> destination_account_id", name="distinct_accounts"),
-        CheckConstraint("kind IN ('transfer', 'deposit', 'withdrawal')", name="kind"),
+        CheckConstraint("kind IN ('transfer', 'deposit', 'withdrawal', 'reversal')", name="kind"),
+        CheckConstraint("(kind = 'reversal') = (reverses IS NOT NULL)", name="reversal_link"),
     )
 
 
