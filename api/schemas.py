@@ -122,6 +122,22 @@ class UserOut(Schema):
     created_at = fields.String()
 
 
+class LimitOut(Schema):
+    currency = fields.String()
+    daily = fields.String(allow_none=True, metadata={"description": "Per UTC day; null: no limit."})
+    monthly = fields.String(allow_none=True, metadata={"description": "Per calendar month (UTC); null: no limit."})
+    daily_remaining = fields.String(allow_none=True, metadata={"description": "What may still go out today."})
+    monthly_remaining = fields.String(allow_none=True, metadata={"description": "What may still go out this month."})
+
+
+class MeOut(UserOut):
+    limits = fields.List(
+        fields.Nested(LimitOut),
+        metadata={"description": "A customer's outgoing transfer limits, one per currency they hold an account in "
+                  "or have limits for; empty for staff."},
+    )
+
+
 class PageArgs(Strict):
     limit = fields.Integer(load_default=None, validate=validate.Range(min=1, max=500))
     cursor = fields.String(load_default=None, validate=validate.Length(max=512))

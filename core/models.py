@@ -159,6 +159,27 @@ class TransferBatch(Base):
     __table_args__ = (CheckConstraint("item_count BETWEEN 1 AND 1000", name="item_count"),)
 
 
+class CustomerLimit(Base):
+    """A customer's outgoing limits in one currency (NULL: the bank's default) and the running usage of the current
+    UTC day and calendar month. Posting locks it (after the accounts) so the allowance cannot be overspent."""
+
+    __tablename__ = "customer_limits"
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    daily_limit: Mapped[int | None] = mapped_column(BigInteger)
+    monthly_limit: Mapped[int | None] = mapped_column(BigInteger)
+    usage_day: Mapped[date] = mapped_column(Date)
+    day_used: Mapped[int] = mapped_column(BigInteger, default=0)
+    usage_month: Mapped[date] = mapped_column(Date)  # the first day of the month
+    month_used: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    __table_args__ = (
+        CheckConstraint("daily_limit IS NULL OR daily_limit > 0", name="daily_limit_positive"),
+        CheckConstraint("monthly_limit IS NULL OR monthly_limit > 0", name="monthly_limit_positive"),
+        CheckConstraint("day_used >= 0 AND month_used >= 0", name="usage_not_negative"),
+    )
+
+
 class Entry(Base):
     """One immutable line of a posting. A posting's entries sum to zero."""
 
