@@ -15,8 +15,15 @@ blp = Blueprint("transfers", __name__, url_prefix="/api/v1", description="Money 
 BEARER = [{"bearerAuth": []}]
 
 
+TRANSFER_DOC = """A job (202 + Location). Checked at once: accounts (404), currency (422 `currency_mismatch`),
+same account (422 `same_account`), frozen (422 `account_frozen`), KYC (403 `kyc_required`). Checked by the worker,
+failing the job: funds (`insufficient_funds`) and the sender's daily and monthly outgoing limits in the currency
+(`limit_exceeded`, the error message names what remains today and this month; see `GET /api/v1/auth/me` and
+`PUT /api/v1/customers/{id}/limits`)."""
+
+
 @blp.post("/transfers")
-@blp.doc(security=BEARER, parameters=[IDEMPOTENCY_HEADER])
+@blp.doc(security=BEARER, parameters=[IDEMPOTENCY_HEADER], description=TRANSFER_DOC)
 @jwt_required()
 @idempotency_required
 @blp.arguments(TransferIn)
@@ -37,7 +44,8 @@ Every item is checked at once as a single transfer is; if any fails, nothing is 
 for the whole batch. Batches do not take `execute_at`, and an item at or above BANKQ_CONFIRMATION_THRESHOLD is
 refused (`confirmation_required`): send large or scheduled payments as single transfers.
 
-The worker posts the batch in one transaction, items in order (funds are checked there). The job's `result`:
+The worker posts the batch in one transaction, items in order (funds and the sender's outgoing limits are checked
+there: an item over the remaining allowance fails `limit_exceeded`). The job's `result`:
 `{atomic, posted, failed, items: [{index, transfer_id, status: "posted"|"failed", failure_code}]}`.
 `atomic: false`: each item posts on its own; the job `succeeded` whatever the items' outcomes.
 `atomic: true`: all post or none does; if one cannot (e.g. `insufficient_funds`), the job `failed` with
