@@ -126,6 +126,22 @@ class UserOut(Schema):
     created_at = fields.String()
 
 
+class LimitOut(Schema):
+    currency = fields.String()
+    daily = fields.String(allow_none=True, metadata={"description": "Per UTC day; null: no limit."})
+    monthly = fields.String(allow_none=True, metadata={"description": "Per calendar month (UTC); null: no limit."})
+    daily_remaining = fields.String(allow_none=True, metadata={"description": "What may still go out today."})
+    monthly_remaining = fields.String(allow_none=True, metadata={"description": "What may still go out this month."})
+
+
+class MeOut(UserOut):
+    limits = fields.List(
+        fields.Nested(LimitOut),
+        metadata={"description": "A customer's outgoing transfer limits, one per currency they hold an account in "
+                  "or have limits for; empty for staff."},
+    )
+
+
 class PageArgs(Strict):
     limit = fields.Integer(load_default=None, validate=validate.Range(min=1, max=500))
     cursor = fields.String(load_default=None, validate=validate.Length(max=512))
@@ -249,9 +265,26 @@ class TransferOut(Schema):
     batch_index = fields.Integer(
         allow_none=True, metadata={"description": "Its place in a batch (job_id is the batch's job); else null."}
     )
+    reverses = fields.String(
+        allow_none=True, metadata={"description": "For a reversal (kind `reversal`): the transfer it undoes."}
+    )
+    reversed_by = fields.String(
+        allow_none=True,
+        metadata={"description": "The reversal of this transfer that is pending or posted; null if none (a failed "
+                  "reversal does not count, and the transfer may be reversed again)."},
+    )
     execute_at = fields.String(allow_none=True)
     created_at = fields.String()
     posted_at = fields.String(allow_none=True)
+
+
+class ReversalIn(Strict):
+    reason = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=200),
+        metadata={"description": "Why (1-200 characters); shown on both statements as \"Reversal: <reason>\" and "
+                  "kept in the audit trail.", "example": "Duplicate payment"},
+    )
 
 
 class LedgerCheckOut(Schema):

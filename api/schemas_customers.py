@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from api.schemas import PHONE, TIME_ZONE, USERNAME, AccountOut, PageArgs, Strict, UserOut
+from api.schemas import CURRENCY, PHONE, TIME_ZONE, USERNAME, AccountOut, PageArgs, Strict, UserOut
 
 
 class CustomerSearchArgs(PageArgs):
@@ -42,3 +42,19 @@ class WalkInIn(Strict):
 
 class CustomerStatusIn(Strict):
     status = fields.String(required=True, validate=validate.OneOf(["active", "suspended", "closed"]))
+
+
+LIMIT_DOC = "Decimal string in major units with at most the currency's minor digits (like amounts), or null: the "\
+    "bank's default (BANKQ_DAILY_LIMIT / BANKQ_MONTHLY_LIMIT; none if unset)."
+
+
+class LimitsIn(Strict):
+    currency = fields.String(required=True, validate=CURRENCY)
+    daily = fields.String(
+        required=True, allow_none=True, validate=validate.Length(min=1, max=40),
+        metadata={"description": f"Per UTC day. {LIMIT_DOC}", "example": "2000.00"},
+    )
+    monthly = fields.String(
+        required=True, allow_none=True, validate=validate.Length(min=1, max=40),
+        metadata={"description": f"Per calendar month (UTC); at least `daily`. {LIMIT_DOC}", "example": "10000.00"},
+    )

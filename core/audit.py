@@ -27,11 +27,15 @@ ACTIONS: dict[str, str] = {
     "customer.registered": "A teller registered a walk-in customer.",
     "customer.updated": "Staff changed a customer's profile (details: fields).",
     "customer.status_changed": "Staff changed a customer's status (details: previous, status).",
+    "customer.limits_set": "Staff set a customer's outgoing limits in one currency (details: currency, daily, "
+    "monthly; null: the bank's default).",
     "transfer.requested": "A transfer was accepted (details: job_id, amount, currency).",
     "transfer_batch.requested": "A batch of transfers was accepted as one job (details: job_id, items, atomic, "
     "totals per currency).",
     "deposit.requested": "A deposit was accepted (details: job_id, amount, currency).",
     "withdrawal.requested": "A withdrawal was accepted (details: job_id, amount, currency).",
+    "reversal.requested": "Staff asked to reverse a posted transfer, deposit or withdrawal (details: job_id, amount, "
+    "currency, reverses, reason).",
     "transfer.confirmed": "The customer confirmed a large transfer with its one-time code.",
     "transfer.confirmation_failed": "A large transfer failed: too many wrong confirmation codes.",
     "transfer.confirmation_expired": "A large transfer failed: it was not confirmed in time.",

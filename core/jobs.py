@@ -27,6 +27,7 @@ ROUTES: dict[str, tuple[str, str]] = {
     "transfer": ("transfers.post", "transfers"),
     "deposit": ("transfers.post", "transfers"),
     "withdrawal": ("transfers.post", "transfers"),
+    "reversal": ("transfers.post", "transfers"),
     "transfer_batch": ("transfers.post_batch", "transfers"),
     "kyc": ("kyc.read", "kyc"),
     "otp": ("notify.send", "notify"),  # born succeeded: the code is issued on accept, its message sends itself

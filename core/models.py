@@ -120,8 +120,17 @@ class Transfer(Base):
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     posted_at: Mapped[datetime | None] = mapped_column(Timestamp)
     receipt_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # A reversal's original. At most one reversal of a transfer is pending or posted (a failed one does not count).
+    reverses: Mapped[str | None] = mapped_column(ForeignKey("transfers.id"))
     __table_args__ = (
         Index("ix_transfers_receipt_pending", "receipt_at", "status"),
+        Index(
+            "uq_transfers_reverses_live",
+            "reverses",
+            unique=True,
+            postgresql_where=text("status <> 'failed'"),
+            sqlite_where=text("status <> 'failed'"),
+        ),
         Index("uq_transfers_job_id_batch_index", "job_id", "batch_index", unique=True),
         Index(
             "uq_transfers_job_id_single",
@@ -132,7 +141,8 @@ class Transfer(Base):
         ),
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("source_account_id <> destination_account_id", name="distinct_accounts"),
-        CheckConstraint("kind IN ('transfer', 'deposit', 'withdrawal')", name="kind"),
+        CheckConstraint("kind IN ('transfer', 'deposit', 'withdrawal', 'reversal')", name="kind"),
+        CheckConstraint("(kind = 'reversal') = (reverses IS NOT NULL)", name="reversal_link"),
     )
 
 
@@ -148,6 +158,27 @@ class TransferBatch(Base):
     item_count: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     __table_args__ = (CheckConstraint("item_count BETWEEN 1 AND 1000", name="item_count"),)
+
+
+class CustomerLimit(Base):
+    """A customer's outgoing limits in one currency (NULL: the bank's default) and the running usage of the current
+    UTC day and calendar month. Posting locks it (after the accounts) so the allowance cannot be overspent."""
+
+    __tablename__ = "customer_limits"
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    daily_limit: Mapped[int | None] = mapped_column(BigInteger)
+    monthly_limit: Mapped[int | None] = mapped_column(BigInteger)
+    usage_day: Mapped[date] = mapped_column(Date)
+    day_used: Mapped[int] = mapped_column(BigInteger, default=0)
+    usage_month: Mapped[date] = mapped_column(Date)  # the first day of the month
+    month_used: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    __table_args__ = (
+        CheckConstraint("daily_limit IS NULL OR daily_limit > 0", name="daily_limit_positive"),
+        CheckConstraint("monthly_limit IS NULL OR monthly_limit > 0", name="monthly_limit_positive"),
+        CheckConstraint("day_used >= 0 AND month_used >= 0", name="usage_not_negative"),
+    )
 
 
 class Entry(Base):

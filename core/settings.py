@@ -30,6 +30,20 @@ def _float_or_none(raw: str | None) -> float | None:
     return float(raw) if raw else None
 
 
+def _limit(env: dict[str, str], name: str) -> Decimal | None:
+    """A limit in major units; unset or empty: no limit."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return None
+    try:
+        value = Decimal(raw)
+    except ArithmeticError:
+        value = Decimal("NaN")
+    if not value.is_finite() or value <= 0:
+        raise ValueError(f"{name}={raw!r} is not a positive amount in major units (e.g. 10000.00)")
+    return value
+
+
 MIN_SECRET_KEY_BYTES = 32
 GENERATE_SECRET_KEY = "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
 # Keys printed in this repository (compose file, README) at some point: anyone can sign tokens with them.
@@ -85,6 +99,8 @@ class Settings:
     secret_key: str
     require_kyc: bool = True
     confirmation_threshold: Decimal = Decimal("1000.00")
+    daily_limit: Decimal | None = None  # outgoing, per customer and currency, in major units; None: no limit
+    monthly_limit: Decimal | None = None
     access_token_seconds: int = 900
     refresh_token_seconds: int = 30 * 24 * 3600
     max_failed_logins: int = 5
@@ -139,6 +155,8 @@ class Settings:
             secret_key=_secret(data_dir, env),
             require_kyc=_bool(env.get("BANKQ_REQUIRE_KYC"), True, "BANKQ_REQUIRE_KYC"),
             confirmation_threshold=Decimal(env.get("BANKQ_CONFIRMATION_THRESHOLD") or "1000.00"),
+            daily_limit=_limit(env, "BANKQ_DAILY_LIMIT"),
+            monthly_limit=_limit(env, "BANKQ_MONTHLY_LIMIT"),
             access_token_seconds=_int(env, "BANKQ_ACCESS_TOKEN_SECONDS", 900),
             refresh_token_seconds=_int(env, "BANKQ_REFRESH_TOKEN_SECONDS", 30 * 24 * 3600),
             max_failed_logins=_int(env, "BANKQ_MAX_FAILED_LOGINS", 5),

@@ -15,6 +15,7 @@ from core import audit
 from core.clock import as_utc, isoformat, utcnow
 from core.db import Database
 from core.errors import Conflict, Forbidden, NotFound, RateLimited, Unauthorized, ValidationFailed
+from core.limits import limits_of
 from core.models import User
 from core.security import check_password_strength, hash_password, verify_password
 from core.settings import Settings
@@ -53,6 +54,12 @@ def user_view(user: User) -> dict[str, Any]:
         "status": user.status,
         "created_at": isoformat(user.created_at),
     }
+
+
+def me(db: Database, settings: Settings, user: User) -> dict[str, Any]:
+    """The caller as GET /auth/me shows them: the user and, for a customer, their transfer limits."""
+    with db.transaction() as s:
+        return {**user_view(user), "limits": limits_of(s, settings, user)}
 
 
 def is_staff(user: User) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from core.errors import DependencyUnavailable, TransientError
+from core.limits import DefaultLimits
 from core.transfers import post_transfer_batch, post_transfer_jobs
 from tasks import celery
 from tasks.runtime import bank
@@ -18,7 +19,9 @@ from tasks.runtime import bank
 )
 def post(self, job_id: str) -> None:  # type: ignore[no-untyped-def]
     b = bank()
-    report = post_transfer_jobs(b.db, job_id, batch_size=b.settings.post_batch_size)
+    report = post_transfer_jobs(
+        b.db, job_id, batch_size=b.settings.post_batch_size, limits=DefaultLimits.of(b.settings)
+    )
     if report.own_job_busy:
         # Another worker holds this job in its batch; look again shortly rather than trust it blindly.
         raise self.retry(countdown=1, max_retries=60)
@@ -33,6 +36,7 @@ def post(self, job_id: str) -> None:  # type: ignore[no-untyped-def]
     max_retries=20,
 )
 def post_batch(self, job_id: str) -> None:  # type: ignore[no-untyped-def]
-    if post_transfer_batch(bank().db, job_id).own_job_busy:
+    b = bank()
+    if post_transfer_batch(b.db, job_id, limits=DefaultLimits.of(b.settings)).own_job_busy:
         # A duplicate delivery holds the batch; look again shortly (it is finished or rolled back by then).
         raise self.retry(countdown=1, max_retries=60)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask_jwt_extended import jwt_required
 
 from api.blueprint import Blueprint
-from api.schemas import LoginIn, ProfileIn, RegisterIn, TokensOut, UserOut
+from api.schemas import LoginIn, MeOut, ProfileIn, RegisterIn, TokensOut, UserOut
 from api.schemas_otp import PasswordResetAccepted, PasswordResetConfirmIn, PasswordResetIn
 from api.security import bank, current_user, issue_tokens, refreshed_access_token, revoke_current_tokens
 from core import password_reset, users
@@ -48,11 +48,15 @@ def logout() -> tuple[str, int]:
 
 
 @blp.get("/me")
-@blp.doc(security=BEARER)
+@blp.doc(
+    security=BEARER,
+    description="The caller. For a customer, `limits` lists their outgoing transfer limits per currency with what "
+    "remains today (UTC day) and this calendar month; null means no limit. Staff: `limits` is empty.",
+)
 @jwt_required()
-@blp.response(200, UserOut)
+@blp.response(200, MeOut)
 def me() -> dict:
-    return users.user_view(current_user())
+    return users.me(bank().db, bank().settings, current_user())
 
 
 @blp.patch("/me")

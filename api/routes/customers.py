@@ -5,17 +5,18 @@ from __future__ import annotations
 from flask_jwt_extended import jwt_required
 
 from api.blueprint import Blueprint
-from api.schemas import UserOut
+from api.schemas import LimitOut, UserOut
 from api.schemas_customers import (
     CustomerOut,
     CustomerPage,
     CustomerPatchIn,
     CustomerSearchArgs,
     CustomerStatusIn,
+    LimitsIn,
     WalkInIn,
 )
 from api.security import bank, current_user, staff_required
-from core import customers
+from core import customers, limits
 
 blp = Blueprint("customers", __name__, url_prefix="/api/v1/customers", description="Customers (staff)")
 BEARER = [{"bearerAuth": []}]
@@ -68,3 +69,23 @@ def update(body: dict, customer_id: str) -> dict:
 @blp.response(200, CustomerOut)
 def set_status(body: dict, customer_id: str) -> dict:
     return customers.set_status(bank().db, current_user().id, customer_id, body["status"])
+
+
+LIMITS_DOC = """Set a customer's outgoing transfer limits in one currency: `daily` (UTC day) and `monthly` (calendar
+month, UTC), each a decimal string like an amount or null for the bank's default (BANKQ_DAILY_LIMIT /
+BANKQ_MONTHLY_LIMIT, none if unset). They cover the customer's own transfers from all their accounts in that
+currency, single and batch; the worker refuses one over the remaining allowance with `limit_exceeded`. Deposits,
+withdrawals and reversals do not count. Lowering a limit below today's usage is allowed (nothing more goes out).
+Answers the limits now in force and what remains. Audited (`customer.limits_set`)."""
+
+
+@blp.put("/<customer_id>/limits")
+@blp.doc(security=BEARER, description=LIMITS_DOC)
+@jwt_required()
+@staff_required
+@blp.arguments(LimitsIn)
+@blp.response(200, LimitOut)
+def set_limits(body: dict, customer_id: str) -> dict:
+    return limits.set_limits(
+        bank().db, bank().settings, current_user().id, customer_id, body["currency"], body["daily"], body["monthly"]
+    )

@@ -6,7 +6,7 @@ from flask_jwt_extended import jwt_required
 
 from api.blueprint import Blueprint
 from api.jobs_http import IDEMPOTENCY_HEADER, idempotency_key, idempotency_required, job_response, raw_body
-from api.schemas import ConfirmIn, JobOut, MovementIn, TransferIn, TransferOut
+from api.schemas import ConfirmIn, JobOut, MovementIn, ReversalIn, TransferIn, TransferOut
 from api.schemas_transfer_batches import TransferBatchIn
 from api.security import bank, current_user, staff_required
 from core import transfers
@@ -15,8 +15,15 @@ blp = Blueprint("transfers", __name__, url_prefix="/api/v1", description="Money 
 BEARER = [{"bearerAuth": []}]
 
 
+TRANSFER_DOC = """A job (202 + Location). Checked at once: accounts (404), currency (422 `currency_mismatch`),
+same account (422 `same_account`), frozen (422 `account_frozen`), KYC (403 `kyc_required`). Checked by the worker,
+failing the job: funds (`insufficient_funds`) and the sender's daily and monthly outgoing limits in the currency
+(`limit_exceeded`, the error message names what remains today and this month; see `GET /api/v1/auth/me` and
+`PUT /api/v1/customers/{id}/limits`)."""
+
+
 @blp.post("/transfers")
-@blp.doc(security=BEARER, parameters=[IDEMPOTENCY_HEADER])
+@blp.doc(security=BEARER, parameters=[IDEMPOTENCY_HEADER], description=TRANSFER_DOC)
 @jwt_required()
 @idempotency_required
 @blp.arguments(TransferIn)
@@ -37,7 +44,8 @@ Every item is checked at once as a single transfer is; if any fails, nothing is 
 for the whole batch. Batches do not take `execute_at`, and an item at or above BANKQ_CONFIRMATION_THRESHOLD is
 refused (`confirmation_required`): send large or scheduled payments as single transfers.
 
-The worker posts the batch in one transaction, items in order (funds are checked there). The job's `result`:
+The worker posts the batch in one transaction, items in order (funds and the sender's outgoing limits are checked
+there: an item over the remaining allowance fails `limit_exceeded`). The job's `result`:
 `{atomic, posted, failed, items: [{index, transfer_id, status: "posted"|"failed", failure_code}]}`.
 `atomic: false`: each item posts on its own; the job `succeeded` whatever the items' outcomes.
 `atomic: true`: all post or none does; if one cannot (e.g. `insufficient_funds`), the job `failed` with
@@ -122,3 +130,34 @@ def create_deposit(body: dict):  # type: ignore[no-untyped-def]
 @blp.response(202, JobOut)
 def create_withdrawal(body: dict):  # type: ignore[no-untyped-def]
     return _movement("withdrawal", body)
+
+
+REVERSE_DOC = """Staff (teller, admin): undo a posted transfer, deposit or withdrawal with a new, opposite posting
+(destination -> source, same amount and currency); entries are never edited. A job (202 + Location,
+Idempotency-Key required) posted on the transfers queue; its resource is the reversal, a transfer of kind
+`reversal` whose `reverses` names the original, which then shows `reversed_by`.
+
+At accept: 404 `transfer_not_found`; 409 `not_reversible` unless the transfer is `posted` (a reversal itself
+cannot be reversed); 409 `already_reversed` while another reversal of it is pending or posted; 422
+`account_frozen` / `account_closed` if either account cannot move money. By the worker: the job fails
+`insufficient_funds` when the original destination no longer holds the amount, and `account_frozen` if an account
+was frozen meanwhile (unfreeze, reverse, freeze again). After a failed reversal the transfer may be reversed again.
+Reversals are the bank's own act: they are not counted against anyone's transfer limits."""
+
+
+@blp.post("/transfers/<transfer_id>/reverse")
+@blp.doc(security=BEARER, parameters=[IDEMPOTENCY_HEADER], description=REVERSE_DOC)
+@jwt_required()
+@staff_required
+@idempotency_required
+@blp.arguments(ReversalIn)
+@blp.response(202, JobOut)
+def reverse_transfer(body: dict, transfer_id: str):  # type: ignore[no-untyped-def]
+    accepted = transfers.request_reversal(
+        bank(),
+        current_user(),
+        transfers.ReversalRequest(transfer_id=transfer_id, reason=body["reason"]),
+        idempotency_key=idempotency_key(),
+        body=raw_body(),
+    )
+    return job_response(accepted)

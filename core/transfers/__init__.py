@@ -13,10 +13,12 @@ from core.transfers.requests import (
     request_movement,
     request_transfer,
 )
+from core.transfers.reversals import ReversalRequest, request_reversal
 
 __all__ = [
     "BatchRequest",
     "MovementRequest",
+    "ReversalRequest",
     "TransferRequest",
     "cancel_transfer",
     "confirm_transfer",
@@ -25,6 +27,7 @@ __all__ = [
     "post_transfer_jobs",
     "release_due_scheduled",
     "request_movement",
+    "request_reversal",
     "request_transfer",
     "request_transfer_batch",
 ]

@@ -4,7 +4,8 @@ The job is claimed with SKIP LOCKED (a duplicate delivery finds it taken or fini
 are locked in id order (overlapping batches and single transfers never deadlock), the items are decided in order
 in memory against the locked balances, and entries, balances, transfers and the job are written set-based in one
 commit. Atomic: one refusal and nothing is written but the failure. Independent: what can post does. If the
-database rejects the set-based write, the items go again one by one, each in a savepoint."""
+database rejects the set-based write, the items go again one by one, each in a savepoint. Items charge their
+sender's outgoing limits (core.limits) like single transfers: an item over the allowance fails `limit_exceeded`."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session
 from core.clock import utcnow
 from core.db import Database
 from core.errors import TransientError
+from core.limits import NO_DEFAULT_LIMITS, DefaultLimits, Usage, UsageKey, save_usage
 from core.models import Account, Job, Transfer, TransferBatch
 from core.transfers.posting import (
     ACCOUNTS,
@@ -33,6 +35,8 @@ from core.transfers.posting import (
     _refusal,
     _set_balances,
     _wait_for_holder,
+    limit_key,
+    lock_limits,
 )
 
 log = logging.getLogger(__name__)
@@ -61,16 +65,17 @@ class Item:
     description: str | None
 
 
-def post_transfer_batch(db: Database, job_id: str) -> BatchReport:
-    """Post the batch job job_id. Safe under any number of duplicate, concurrent or late calls."""
+def post_transfer_batch(db: Database, job_id: str, *, limits: DefaultLimits = NO_DEFAULT_LIMITS) -> BatchReport:
+    """Post the batch job job_id. Safe under any number of duplicate, concurrent or late calls. `limits`: the
+    bank's default outgoing limits (customers' own limits apply whatever is passed)."""
     try:
         if not _maybe_due(db, job_id):
             return BatchReport()  # finished already (a duplicate delivery), or unknown
-        report = _post_guarded(db, job_id)
+        report = _post_guarded(db, job_id, limits)
         if report.own_job_busy:
             status = _wait_for_holder(db, job_id)
             if status == "queued":  # the holder rolled back: post it now
-                report = _post_guarded(db, job_id)
+                report = _post_guarded(db, job_id, limits)
             elif status is not None:
                 report.own_job_busy = False  # the holder finished it
         return report
@@ -78,15 +83,15 @@ def post_transfer_batch(db: Database, job_id: str) -> BatchReport:
         raise TransientError(str(exc.orig)) from exc
 
 
-def _post_guarded(db: Database, job_id: str) -> BatchReport:
+def _post_guarded(db: Database, job_id: str, limits: DefaultLimits) -> BatchReport:
     try:
-        return _post(db, job_id, set_based=True)
+        return _post(db, job_id, limits, set_based=True)
     except REJECTED:
         log.exception("posting: batch job %s rejected by the database; posting its items one by one", job_id)
-    return _post(db, job_id, set_based=False)
+    return _post(db, job_id, limits, set_based=False)
 
 
-def _post(db: Database, job_id: str, *, set_based: bool) -> BatchReport:
+def _post(db: Database, job_id: str, limits: DefaultLimits, *, set_based: bool) -> BatchReport:
     try:
         with db.transaction() as s:
             now = utcnow()
@@ -100,10 +105,11 @@ def _post(db: Database, job_id: str, *, set_based: bool) -> BatchReport:
             atomic = bool(s.scalar(select(TransferBatch.atomic).where(TransferBatch.job_id == job_id)))
             items = _items(s, job_id)
             accounts = _lock_accounts(s, items)
+            usage = lock_limits(s, [("transfer", accounts[i.source], i.currency) for i in items], limits, now)
             if set_based:
-                outcomes = _apply_set_based(s, items, accounts, atomic, now, db.is_postgres)
+                outcomes = _apply_set_based(s, items, accounts, usage, atomic, now, db.is_postgres)
             else:
-                outcomes = _apply_one_by_one(s, items, accounts, atomic, now)
+                outcomes = _apply_one_by_one(s, items, accounts, usage, atomic, now)
             return _record(s, job_id, items, outcomes, atomic, now)
     except DBAPIError as exc:
         if isinstance(exc, OperationalError) or getattr(exc, "connection_invalidated", False):
@@ -132,39 +138,52 @@ def _lock_accounts(s: Session, items: list[Item]) -> dict[str, _Balance]:
     if not ids:
         return {}
     locked = (
-        select(Account.id, Account.status, Account.kind, Account.balance)
+        select(Account.id, Account.status, Account.kind, Account.balance, Account.owner_id)
         .where(Account.id.in_(ids))
         .order_by(Account.id)
         .with_for_update(key_share=True)
     )
-    return {a.id: _Balance(a.status, a.kind, a.balance) for a in s.execute(locked)}
+    return {a.id: _Balance(*a[1:]) for a in s.execute(locked)}
 
 
 def decide(
-    items: list[Item], accounts: dict[str, _Balance], now: datetime
+    items: list[Item], accounts: dict[str, _Balance], now: datetime, usage: dict[UsageKey, Usage] | None = None
 ) -> tuple[list[Refusal | None], list[dict[str, Any]]]:
-    """Each item in order against the balances the earlier ones left: its refusal (None: it posts) and the
-    entries of those that post. Moves the balances in `accounts`."""
+    """Each item in order against the balances and limit usage the earlier ones left: its refusal (None: it
+    posts) and the entries of those that post. Moves the balances in `accounts` and the usage in `usage`."""
     outcomes: list[Refusal | None] = []
     entries: list[dict[str, Any]] = []
+    usage = {} if usage is None else usage
     for item in items:
-        refusal = _refusal_of(item, accounts)
+        refusal = _refusal_of(item, accounts, usage)
         outcomes.append(refusal)
         if refusal is None:
-            entries += _move(item, accounts, now)
+            entries += _move(item, accounts, usage, now)
     return outcomes, entries
 
 
-def _refusal_of(item: Item, accounts: dict[str, _Balance]) -> Refusal | None:
+def _usage_of(item: Item, accounts: dict[str, _Balance], usage: dict[UsageKey, Usage]) -> Usage | None:
+    key = limit_key("transfer", accounts[item.source], item.currency)
+    return usage.get(key) if key is not None else None
+
+
+def _refusal_of(item: Item, accounts: dict[str, _Balance], usage: dict[UsageKey, Usage]) -> Refusal | None:
     if item.status != "pending":
         return "invalid_state", "The transfer was not pending when its batch ran."
-    return _refusal(item, accounts[item.source], accounts[item.destination])
+    refusal = _refusal(item, accounts[item.source], accounts[item.destination])
+    allowance = _usage_of(item, accounts, usage)
+    return refusal or (allowance.refusal(item.amount) if allowance else None)
 
 
-def _move(item: Item, accounts: dict[str, _Balance], now: datetime) -> list[dict[str, Any]]:
+def _move(
+    item: Item, accounts: dict[str, _Balance], usage: dict[UsageKey, Usage], now: datetime
+) -> list[dict[str, Any]]:
     source, destination = accounts[item.source], accounts[item.destination]
     source.balance -= item.amount
     destination.balance += item.amount
+    allowance = _usage_of(item, accounts, usage)
+    if allowance:
+        allowance.charge(item.amount)
     return [
         {
             "transfer_id": item.transfer_id,
@@ -183,31 +202,43 @@ def _move(item: Item, accounts: dict[str, _Balance], now: datetime) -> list[dict
 
 
 def _apply_set_based(
-    s: Session, items: list[Item], accounts: dict[str, _Balance], atomic: bool, now: datetime, postgres: bool
+    s: Session,
+    items: list[Item],
+    accounts: dict[str, _Balance],
+    usage: dict[UsageKey, Usage],
+    atomic: bool,
+    now: datetime,
+    postgres: bool,
 ) -> list[Refusal | None]:
-    outcomes, entries = decide(items, accounts, now)
+    outcomes, entries = decide(items, accounts, now, usage)
     if atomic and any(outcomes):
         return _all_fail(outcomes)
     if entries:
         s.execute(insert(ENTRIES), entries)
         moved = {a for i, o in zip(items, outcomes, strict=True) if o is None for a in (i.source, i.destination)}
         _set_balances(s, {a: accounts[a] for a in moved}, now, postgres)
+        save_usage(s, usage, now)
     return outcomes
 
 
 def _apply_one_by_one(
-    s: Session, items: list[Item], accounts: dict[str, _Balance], atomic: bool, now: datetime
+    s: Session,
+    items: list[Item],
+    accounts: dict[str, _Balance],
+    usage: dict[UsageKey, Usage],
+    atomic: bool,
+    now: datetime,
 ) -> list[Refusal | None]:
     """Each posting in its own savepoint, so the one the database refuses is told apart (the rare path)."""
     outcomes: list[Refusal | None] = []
     everything = s.begin_nested()
     for item in items:
-        refusal = _refusal_of(item, accounts)
+        refusal = _refusal_of(item, accounts, usage)
         if refusal is None:
             before = {a: accounts[a].balance for a in (item.source, item.destination)}
             try:
                 with s.begin_nested():
-                    s.execute(insert(ENTRIES), _move(item, accounts, now))
+                    s.execute(insert(ENTRIES), _move(item, accounts, usage, now))
                     for account_id in (item.source, item.destination):
                         s.execute(
                             update(ACCOUNTS)
@@ -218,11 +249,15 @@ def _apply_one_by_one(
                 log.error("posting: item %s of a batch rejected by the database constraints", item.index)
                 for account_id, balance in before.items():
                     accounts[account_id].balance = balance
+                allowance = _usage_of(item, accounts, usage)
+                if allowance:
+                    allowance.charge(-item.amount)
                 refusal = ("posting_rejected", "The ledger refused this posting.")
         outcomes.append(refusal)
     if atomic and any(outcomes):
         everything.rollback()
         return _all_fail(outcomes)
+    save_usage(s, usage, now)
     everything.commit()
     return outcomes
 

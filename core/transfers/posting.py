@@ -3,7 +3,8 @@
 A worker claims its own job and up to N-1 other due ones (SKIP LOCKED, so workers never wait on each other's
 jobs), locks the accounts involved in id order (so concurrent batches never deadlock), applies every transfer
 in memory against the locked balances, and writes entries, balances, transfers and job statuses in one commit.
-If the database rejects the batch, each job is retried alone so one bad posting cannot hold up the others."""
+If the database rejects the batch, each job is retried alone so one bad posting cannot hold up the others.
+Customers' transfers also charge their outgoing limits (core.limits), whose rows are locked after the accounts."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from core import jobs
 from core.clock import as_utc, utcnow
 from core.db import Database
 from core.errors import TransientError
+from core.limits import NO_DEFAULT_LIMITS, DefaultLimits, Usage, UsageKey, lock_usage, save_usage
 from core.models import Account, Entry, Job, Transfer
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,7 @@ class _Claimed:
     amount: int
     currency: str
     description: str | None
+    kind: str | None = None
 
 
 @dataclass
@@ -61,18 +64,37 @@ class _Balance:
     status: str
     kind: str
     balance: int
+    owner_id: str | None = None
 
 
-def post_transfer_jobs(db: Database, job_id: str, *, batch_size: int = 100) -> PostingReport:
-    """Post job_id (and other due transfer jobs, up to batch_size). Safe under any number of duplicate calls."""
+def limit_key(kind: str | None, source: _Balance, currency: str) -> UsageKey | None:
+    """Whose outgoing limit a posting charges: a customer's own transfer only (not the bank's deposits, withdrawals
+    and reversals)."""
+    if kind != "transfer" or source.kind != "customer" or source.owner_id is None:
+        return None
+    return source.owner_id, currency
+
+
+def lock_limits(
+    s: Session, postings: list[tuple[str | None, _Balance, str]], defaults: DefaultLimits, now: datetime
+) -> dict[UsageKey, Usage]:
+    keys = {k for kind, source, currency in postings if (k := limit_key(kind, source, currency))}
+    return lock_usage(s, keys, defaults, now)
+
+
+def post_transfer_jobs(
+    db: Database, job_id: str, *, batch_size: int = 100, limits: DefaultLimits = NO_DEFAULT_LIMITS
+) -> PostingReport:
+    """Post job_id (and other due transfer jobs, up to batch_size). Safe under any number of duplicate calls.
+    `limits`: the bank's default outgoing limits (customers' own limits apply whatever is passed)."""
     try:
         if not _maybe_due(db, job_id):
             return PostingReport()  # posted, failed or cancelled already (a duplicate delivery), or not yet due
-        report = _post_batch(db, job_id, batch_size)
+        report = _post_batch(db, job_id, batch_size, limits=limits)
         if report.own_job_busy:
             status = _wait_for_holder(db, job_id)
             if status == "queued":  # the batch that held it ended without finishing it: post it now
-                again = _post_batch(db, job_id, batch_size)
+                again = _post_batch(db, job_id, batch_size, limits=limits)
                 report.posted += again.posted
                 report.failed += again.failed
                 report.own_job_busy = again.own_job_busy
@@ -83,7 +105,7 @@ def post_transfer_jobs(db: Database, job_id: str, *, batch_size: int = 100) -> P
         log.exception("posting: batch around job %s rejected by the database; posting one by one", job_id)
     except OperationalError as exc:
         raise TransientError(str(exc.orig)) from exc
-    return _post_batch(db, job_id, 1, only_own=True)
+    return _post_batch(db, job_id, 1, only_own=True, limits=limits)
 
 
 def _maybe_due(db: Database, job_id: str) -> bool:
@@ -122,6 +144,7 @@ def _claim(s: Session, job_id: str, batch_size: int, only_own: bool, now: dateti
             Transfer.amount,
             Transfer.currency,
             Transfer.description,
+            Transfer.kind,
         )
         .select_from(Job)
         .outerjoin(Transfer, Transfer.job_id == Job.id)
@@ -135,7 +158,9 @@ def _claim(s: Session, job_id: str, batch_size: int, only_own: bool, now: dateti
     return [_Claimed(*row) for row in rows]
 
 
-def _post_batch(db: Database, job_id: str, batch_size: int, *, only_own: bool = False) -> PostingReport:
+def _post_batch(
+    db: Database, job_id: str, batch_size: int, *, only_own: bool = False, limits: DefaultLimits = NO_DEFAULT_LIMITS
+) -> PostingReport:
     report = PostingReport()
     try:
         with db.transaction() as s:
@@ -145,7 +170,7 @@ def _post_batch(db: Database, job_id: str, batch_size: int, *, only_own: bool = 
                 status = s.scalar(select(Job.status).where(Job.id == job_id))
                 report.own_job_busy = status == "queued"
             if claimed:
-                _apply(s, claimed, report, now, postgres=db.is_postgres)
+                _apply(s, claimed, report, now, postgres=db.is_postgres, limits=limits)
     except REJECTED:
         if only_own:
             _fail_alone(db, job_id)
@@ -159,18 +184,28 @@ def _post_batch(db: Database, job_id: str, batch_size: int, *, only_own: bool = 
     return report
 
 
-def _apply(s: Session, claimed: list[_Claimed], report: PostingReport, now: datetime, *, postgres: bool) -> None:
+def _apply(
+    s: Session,
+    claimed: list[_Claimed],
+    report: PostingReport,
+    now: datetime,
+    *,
+    postgres: bool,
+    limits: DefaultLimits = NO_DEFAULT_LIMITS,
+) -> None:
     """Decide every claimed job in memory against the locked balances, then write the batch with a handful of
     set-based statements, whatever its size."""
     account_ids = sorted({a for c in claimed if c.transfer_id for a in (c.source, c.destination)})
     # FOR NO KEY UPDATE: balance is not a key, so foreign-key checks of concurrent accepts are not blocked.
     locked = (
-        select(Account.id, Account.status, Account.kind, Account.balance)
+        select(Account.id, Account.status, Account.kind, Account.balance, Account.owner_id)
         .where(Account.id.in_(account_ids))
         .order_by(Account.id)
         .with_for_update(key_share=True)
     )
-    accounts = {a.id: _Balance(a.status, a.kind, a.balance) for a in s.execute(locked)} if account_ids else {}
+    accounts = {a.id: _Balance(*a[1:]) for a in s.execute(locked)} if account_ids else {}
+    pending = [c for c in claimed if c.transfer_id and c.status == "pending"]
+    usage = lock_limits(s, [(c.kind, accounts[c.source], c.currency) for c in pending], limits, now)
     entries: list[dict[str, Any]] = []
     posted: list[tuple[str, str]] = []  # (job id, transfer id)
     refused: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)  # (code, message) -> jobs
@@ -182,12 +217,17 @@ def _apply(s: Session, claimed: list[_Claimed], report: PostingReport, now: date
             continue
         source, destination = accounts[c.source], accounts[c.destination]
         failure = _refusal(c, source, destination)
+        key = limit_key(c.kind, source, c.currency)
+        if failure is None and key is not None:
+            failure = usage[key].refusal(c.amount)
         if failure:
             refused[failure].append((c.job_id, c.transfer_id))
             report.failed.append(c.job_id)
             continue
         source.balance -= c.amount
         destination.balance += c.amount
+        if key is not None:
+            usage[key].charge(c.amount)
         for account_id, account, amount in ((c.source, source, -c.amount), (c.destination, destination, c.amount)):
             entries.append(
                 {
@@ -206,6 +246,7 @@ def _apply(s: Session, claimed: list[_Claimed], report: PostingReport, now: date
         s.execute(insert(ENTRIES), entries)  # one multi-row INSERT, nothing returned
     if accounts:
         _set_balances(s, accounts, now, postgres)
+    save_usage(s, usage, now)
     if posted:
         s.execute(
             update(TRANSFERS).where(TRANSFERS.c.id.in_([t for _, t in posted])).values(status="posted", posted_at=now)

@@ -46,7 +46,7 @@ class MovementRequest:
     description: str | None = None
 
 
-def transfer_view(t: Transfer) -> dict[str, Any]:
+def transfer_view(t: Transfer, reversed_by: str | None = None) -> dict[str, Any]:
     return {
         "id": t.id,
         "job_id": t.job_id,
@@ -59,6 +59,8 @@ def transfer_view(t: Transfer) -> dict[str, Any]:
         "description": t.description,
         "failure_code": t.failure_code,
         "batch_index": t.batch_index,
+        "reverses": t.reverses,
+        "reversed_by": reversed_by,
         "execute_at": isoformat(t.execute_at),
         "created_at": isoformat(t.created_at),
         "posted_at": isoformat(t.posted_at),
@@ -99,7 +101,7 @@ def _destination(s: Session, cmd: TransferRequest, by_number: dict[str, Account]
     return account
 
 
-def _check_usable(account: Account, side: str) -> None:
+def check_usable(account: Account, side: str) -> None:
     if account.status == "frozen":
         raise ValidationFailed(f"The {side} account is frozen.", code="account_frozen")
     if account.status != "active":
@@ -130,8 +132,8 @@ def check_transfer(
         raise ValidationFailed("Source and destination are the same account.", code="same_account")
     if source.currency != cmd.currency or destination.currency != cmd.currency:
         raise ValidationFailed("The currency must match both accounts.", code="currency_mismatch")
-    _check_usable(source, "source")
-    _check_usable(destination, "destination")
+    check_usable(source, "source")
+    check_usable(destination, "destination")
     _check_sender(bank, s, source, user)
     execute_at = as_utc(cmd.execute_at) if cmd.execute_at else None
     if execute_at and execute_at > utcnow() + MAX_SCHEDULE_AHEAD:
@@ -198,7 +200,7 @@ def request_movement(
         amount = parse_amount(cmd.amount, cmd.currency)
         if account.currency != cmd.currency:
             raise ValidationFailed("The currency must match the account.", code="currency_mismatch")
-        _check_usable(account, "customer")
+        check_usable(account, "customer")
         cash = cash_account(s, cmd.currency)
         source, destination = (cash, account) if cmd.kind == "deposit" else (account, cash)
         transfer = Transfer(
@@ -231,6 +233,7 @@ def _accepted(
     transfer: Transfer,
     available_at: datetime | None = None,
     hold: tuple[Settings, User, Account] | None = None,
+    **details: Any,
 ) -> tuple[int, dict[str, Any], str | None]:
     transfer.id = transfer.id or new_id()
     job = jobs.new_job(
@@ -258,6 +261,7 @@ def _accepted(
         job_id=job.id,
         amount=format_minor(transfer.amount, transfer.currency),
         currency=transfer.currency,
+        **details,
     )
     return 202, jobs.job_view(job), job.id
 
@@ -280,9 +284,15 @@ def confirm_transfer(bank: Bank, user: User, transfer_id: str, code: str) -> Acc
     return confirmation.confirm_transfer(bank, user, transfer, code)
 
 
+def live_reversal(s: Session, transfer_id: str) -> str | None:
+    """The id of the reversal of transfer_id that is pending or posted (at most one: a unique index holds it)."""
+    return s.scalar(select(Transfer.id).where(Transfer.reverses == transfer_id, Transfer.status != "failed"))
+
+
 def get_transfer(bank: Bank, user: User, transfer_id: str) -> dict[str, Any]:
     with bank.db.transaction() as s:
-        return transfer_view(_visible_transfer(s, user, transfer_id))
+        t = _visible_transfer(s, user, transfer_id)
+        return transfer_view(t, live_reversal(s, t.id))
 
 
 def cancel_transfer(bank: Bank, user: User, transfer_id: str) -> dict[str, Any]:

@@ -31,3 +31,15 @@ def test_frozen_accounts_and_items_no_longer_pending_are_refused():
     outcomes, entries = decide([item(0, "a", "f", 1), item(1, "a", "b", 1, status="posted")], accounts, NOW)
     assert [o and o[0] for o in outcomes] == ["account_frozen", "invalid_state"]
     assert entries == [] and accounts["a"].balance == 100
+
+
+def test_items_charge_the_senders_limit_in_order():
+    from core.limits import Usage
+
+    accounts = {"a": _Balance("active", "customer", 1000, "alice"), "b": _Balance("active", "customer", 0, "bob")}
+    usage = {("alice", "EUR"): Usage("EUR", daily_limit=100, monthly_limit=150, day_used=30, month_used=80)}
+    items = [item(0, "a", "b", 60), item(1, "a", "b", 20), item(2, "a", "b", 10), item(3, "b", "a", 50)]
+    outcomes, _ = decide(items, accounts, NOW, usage)
+    assert [o and o[0] for o in outcomes] == [None, "limit_exceeded", None, None]
+    assert outcomes[1] and "0.10 EUR today, 0.10 EUR this month" in outcomes[1][1]
+    assert (usage[("alice", "EUR")].day_used, usage[("alice", "EUR")].month_used) == (100, 150)

@@ -177,3 +177,14 @@ def test_numeric_settings(tmp_path: Path) -> None:
     assert settings.post_batch_size == 7
     assert settings.outbox_relay_seconds == 0.5
     assert settings.idempotency_ttl_seconds == 48 * 3600
+
+
+def test_transfer_limits_default_to_none_and_must_be_positive_amounts(tmp_path: Path) -> None:
+    from decimal import Decimal
+
+    assert Settings.from_env(_env(tmp_path)).daily_limit is None
+    settings = Settings.from_env(_env(tmp_path, BANKQ_DAILY_LIMIT="10000.00", BANKQ_MONTHLY_LIMIT="50000"))
+    assert (settings.daily_limit, settings.monthly_limit) == (Decimal("10000.00"), Decimal("50000"))
+    for bad in ("0", "-5", "lots", "NaN", "Infinity"):
+        with pytest.raises(ValueError, match="BANKQ_DAILY_LIMIT"):
+            Settings.from_env(_env(tmp_path, BANKQ_DAILY_LIMIT=bad))
