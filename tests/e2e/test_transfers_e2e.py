@@ -152,3 +152,25 @@ def test_a_batch_posts_through_the_real_worker(e2e_env, stack_factory):
     assert [(i["index"], i["status"]) for i in job["result"]["items"]] == [(0, "posted"), (1, "posted"), (2, "failed")]
     assert job["result"]["items"][2]["failure_code"] == "insufficient_funds"
     assert client.balance(bob, destination) == "9.00"
+
+
+def test_a_teller_reverses_a_posted_transfer_through_the_real_worker(e2e_env, stack_factory):
+    stack = stack_factory(e2e_env)
+    client = Client(stack.start_api())
+    stack.start_worker()
+    admin = client.login(*ADMIN)
+    _, alice = client.customer("alice")
+    _, bob = client.customer("bob")
+    source, destination = client.account(alice), client.account(bob)
+    fund(client, admin, source, "10.00", "fund")
+    paid = client.wait_job(alice, client.transfer(alice, "pay", source, destination, "6.00").json()["id"])
+    transfer_path = paid["links"]["resource"].removeprefix("/api/v1")
+    reverse = client.call("POST", f"{transfer_path}/reverse", admin, "undo", json={"reason": "Paid the wrong payee"})
+    assert reverse.status_code == 202, reverse.text
+    assert client.wait_job(admin, reverse.json()["id"])["status"] == "succeeded"
+    assert client.balance(alice, source) == "10.00" and client.balance(bob, destination) == "0.00"
+    original = client.call("GET", transfer_path, alice).json()
+    assert original["reversed_by"]
+    again = client.call("POST", f"{transfer_path}/reverse", admin, "undo-again", json={"reason": "Twice"})
+    assert (again.status_code, again.json()["code"]) == (409, "already_reversed")
+    assert client.call("GET", "/admin/ledger/check", admin).json()["ok"]
