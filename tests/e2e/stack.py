@@ -271,5 +271,20 @@ class Client:
             time.sleep(0.2)
         raise TimeoutError(f"job {job_id} still {job['status']} after {timeout}s")
 
+    def deposit(self, admin: str, account: str, amount: str, key: str) -> None:
+        job = self.call("POST", "/deposits", admin, key, json={"account_id": account, "amount": amount,
+                                                                "currency": "EUR"})
+        assert job.status_code == 202, job.text
+        assert self.wait_job(admin, job.json()["id"])["status"] == "succeeded"
+
+    def payer_and_payee(self, admin: str, funds: str) -> tuple[str, str, str, str]:
+        """Alice, with an EUR account holding funds, and Bob, with an empty one: (alice, bob, source, destination),
+        the first two being their tokens."""
+        _, alice = self.customer("alice")
+        _, bob = self.customer("bob")
+        source, destination = self.account(alice), self.account(bob)
+        self.deposit(admin, source, funds, "fund-alice")
+        return alice, bob, source, destination
+
     def balance(self, token: str, account_id: str) -> str:
         return str(self.call("GET", f"/accounts/{account_id}", token).json()["balance"])

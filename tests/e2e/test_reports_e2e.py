@@ -9,7 +9,6 @@ import pytest
 
 from core.clock import utcnow
 from tests.e2e.stack import ADMIN, Client
-from tests.e2e.test_transfers_e2e import fund
 
 pytestmark = pytest.mark.e2e
 
@@ -22,7 +21,7 @@ def test_a_csv_statement_is_rendered_by_a_worker_and_downloaded(e2e_env, stack_f
     _, alice = client.customer("alice")
     _, mallory = client.customer("mallory")
     account = client.account(alice)
-    fund(client, admin, account, "12.34", "fund")
+    client.deposit(admin, account, "12.34", "fund")
     today = utcnow().date().isoformat()
     asked = client.call("POST", f"/accounts/{account}/statements", alice, "stmt",
                         json={"from": today, "to": today, "format": "csv"})

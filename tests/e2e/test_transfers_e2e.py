@@ -16,11 +16,7 @@ pytestmark = pytest.mark.e2e
 
 
 def fund(client: Client, admin: str, account: str, amount: str, key: str) -> None:
-    job = client.call(
-        "POST", "/deposits", admin, key, json={"account_id": account, "amount": amount, "currency": "EUR"}
-    )
-    assert job.status_code == 202, job.text
-    assert client.wait_job(admin, job.json()["id"])["status"] == "succeeded"
+    client.deposit(admin, account, amount, key)
 
 
 def test_full_transfer_flow(broker_env, stack_factory):
@@ -78,10 +74,7 @@ def test_worker_killed_while_holding_a_job_still_finishes_once(broker_env, stack
     stack.start_worker("worker-1")
     stack.start_beat()
     admin = client.login(*ADMIN)
-    _, alice = client.customer("alice")
-    _, bob = client.customer("bob")
-    source, destination = client.account(alice), client.account(bob)
-    fund(client, admin, source, "10.00", "fund")
+    alice, bob, source, destination = client.payer_and_payee(admin, "10.00")
 
     # Hold the source account's row so the worker blocks inside its posting transaction.
     blocker = psycopg.connect(libpq(broker_env["DATABASE_URL"]))
@@ -139,10 +132,7 @@ def test_a_batch_posts_through_the_real_worker(e2e_env, stack_factory):
     client = Client(stack.start_api())
     stack.start_worker()
     admin = client.login(*ADMIN)
-    _, alice = client.customer("alice")
-    _, bob = client.customer("bob")
-    source, destination = client.account(alice), client.account(bob)
-    fund(client, admin, source, "10.00", "fund")
+    alice, bob, source, destination = client.payer_and_payee(admin, "10.00")
     items = [{"source_account_id": source, "destination_account_id": destination, "amount": amount, "currency": "EUR"}
              for amount in ("4.00", "5.00", "3.00")]
     accepted = client.call("POST", "/transfers/batch", alice, "batch-1", json={"items": items, "atomic": False})
@@ -159,10 +149,7 @@ def test_a_teller_reverses_a_posted_transfer_through_the_real_worker(e2e_env, st
     client = Client(stack.start_api())
     stack.start_worker()
     admin = client.login(*ADMIN)
-    _, alice = client.customer("alice")
-    _, bob = client.customer("bob")
-    source, destination = client.account(alice), client.account(bob)
-    fund(client, admin, source, "10.00", "fund")
+    alice, bob, source, destination = client.payer_and_payee(admin, "10.00")
     paid = client.wait_job(alice, client.transfer(alice, "pay", source, destination, "6.00").json()["id"])
     transfer_path = paid["links"]["resource"].removeprefix("/api/v1")
     reverse = client.call("POST", f"{transfer_path}/reverse", admin, "undo", json={"reason": "Paid the wrong payee"})
