@@ -98,9 +98,10 @@ def create_app(settings: Settings | None = None, bank: Bank | None = None) -> Fl
     api.register_blueprint(customers.blp)
     api.register_blueprint(events.blp)
     api.register_blueprint(webhooks.blp)
-    from api.routes import reports
+    from api.routes import loans, reports
 
     api.register_blueprint(reports.blp)
+    api.register_blueprint(loans.blp)
     app.register_blueprint(ops.blp)
     init_limits(app, bank)
     register_error_handlers(app)

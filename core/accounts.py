@@ -24,6 +24,10 @@ def cash_account_number(currency: str) -> str:
     return f"BANKQ-CASH-{currency}"
 
 
+def loan_account_number(currency: str) -> str:
+    return f"BANKQ-LOANS-{currency}"
+
+
 def account_view(account: Account) -> dict[str, Any]:
     balance = format_minor(account.balance, account.currency)
     return {
@@ -65,26 +69,27 @@ def new_account_number() -> str:
 
 
 def ensure_cash_accounts(db: Database) -> None:
-    """The other side of every deposit and withdrawal: one internal account per currency."""
+    """The bank's own accounts, one of each per currency: cash (the other side of every deposit and withdrawal)
+    and loans (the source of every loan disbursement; internal, so it goes negative by what is lent out)."""
     with db.transaction() as s:
-        existing = set(s.scalars(select(Account.currency).where(Account.kind == "internal")))
+        existing = set(s.scalars(select(Account.number).where(Account.kind == "internal")))
         for currency in CURRENCIES:
-            if currency not in existing:
-                s.add(
-                    Account(
-                        number=cash_account_number(currency),
-                        currency=currency,
-                        type="cash",
-                        kind="internal",
-                        owner_id=None,
-                    )
-                )
+            for number, type_ in ((cash_account_number(currency), "cash"), (loan_account_number(currency), "loan")):
+                if number not in existing:
+                    s.add(Account(number=number, currency=currency, type=type_, kind="internal", owner_id=None))
 
 
 def cash_account(session: Session, currency: str) -> Account:
     account = session.scalar(select(Account).where(Account.number == cash_account_number(currency)))
     if account is None:
         raise NotFound(f"No cash account for {currency}; run the set-up.")
+    return account
+
+
+def loan_account(session: Session, currency: str) -> Account:
+    account = session.scalar(select(Account).where(Account.number == loan_account_number(currency)))
+    if account is None:
+        raise NotFound(f"No loan account for {currency}; run the set-up.")
     return account
 
 

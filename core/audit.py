@@ -58,6 +58,13 @@ ACTIONS: dict[str, str] = {
     "webhook.deleted": "A customer deleted a webhook endpoint.",
     "webhook.secret_rotated": "A customer rotated a webhook's signing secret; the old one signs for 24 h more.",
     "webhook.disabled": "bankq disabled a webhook endpoint: it answered 410 or failed for 5 days (details: reason).",
+    "loan_product.created": "An admin defined a loan product (details: currency, rate).",
+    "loan.applied": "A customer applied for a loan (details: amount, currency, term_months).",
+    "loan.rejected": "Staff rejected a loan application (details: reason).",
+    "loan.approved": "Staff approved a loan; its disbursement is a job (details: job_id, amount, currency).",
+    "loan.disbursed": "A loan was paid out to the borrower's account and its schedule written (details: job_id, "
+    "transfer_id).",
+    "loan.disbursement_failed": "A loan could not be paid out; it is back to applied (details: job_id, code).",
     "webhook.redelivery_requested": "A customer asked for a delivery to be sent again (details: attempt_id).",
 }
 

@@ -20,6 +20,7 @@ RESOURCE_PATHS = {
     "transfer": "/api/v1/transfers/{id}",
     "kyc_document": "/api/v1/kyc/documents/{id}",
     "report": "/api/v1/reports/{id}",
+    "loan": "/api/v1/loans/{id}",
 }
 
 # kind -> (task name, queue)
@@ -29,6 +30,7 @@ ROUTES: dict[str, tuple[str, str]] = {
     "withdrawal": ("transfers.post", "transfers"),
     "reversal": ("transfers.post", "transfers"),
     "transfer_batch": ("transfers.post_batch", "transfers"),
+    "loan_disbursement": ("loans.disburse", "transfers"),
     "kyc": ("kyc.read", "kyc"),
     "otp": ("notify.send", "notify"),  # born succeeded: the code is issued on accept, its message sends itself
     "statement": ("reports.render", "default"),

@@ -98,7 +98,7 @@ class Account(Base):
         CheckConstraint("kind = 'internal' OR balance >= 0", name="balance_not_negative"),
         CheckConstraint("kind IN ('customer', 'internal')", name="kind"),
         CheckConstraint("status IN ('active', 'frozen', 'closed')", name="status"),
-        CheckConstraint("type IN ('checking', 'savings', 'cash')", name="type"),
+        CheckConstraint("type IN ('checking', 'savings', 'cash', 'loan')", name="type"),
     )
 
 
@@ -141,7 +141,7 @@ class Transfer(Base):
         ),
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("source_account_id <> destination_account_id", name="distinct_accounts"),
-        CheckConstraint("kind IN ('transfer', 'deposit', 'withdrawal', 'reversal')", name="kind"),
+        CheckConstraint("kind IN ('transfer', 'deposit', 'withdrawal', 'reversal', 'disbursement')", name="kind"),
         CheckConstraint("(kind = 'reversal') = (reverses IS NOT NULL)", name="reversal_link"),
     )
 
@@ -585,4 +585,82 @@ class WebhookAttempt(Base):
     __table_args__ = (
         UniqueConstraint("delivery_id", "attempt", name="uq_webhook_attempts_delivery_attempt"),
         Index("ix_webhook_attempts_webhook_id", "webhook_id", "id"),
+    )
+
+
+class LoanProduct(Base):
+    """What the bank lends: currency, yearly rate (in millionths, so "0.0799" is 79900), amount and term bounds."""
+
+    __tablename__ = "loan_products"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(100))
+    currency: Mapped[str] = mapped_column(String(3))
+    annual_rate_ppm: Mapped[int] = mapped_column(Integer)
+    min_amount: Mapped[int] = mapped_column(BigInteger)
+    max_amount: Mapped[int] = mapped_column(BigInteger)
+    min_term_months: Mapped[int] = mapped_column(Integer)
+    max_term_months: Mapped[int] = mapped_column(Integer)
+    late_fee: Mapped[int] = mapped_column(BigInteger)
+    created_by: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    __table_args__ = (
+        CheckConstraint("annual_rate_ppm BETWEEN 0 AND 1000000", name="annual_rate"),
+        CheckConstraint("min_amount > 0 AND min_amount <= max_amount", name="amounts"),
+        CheckConstraint("min_term_months >= 1 AND min_term_months <= max_term_months", name="terms"),
+        CheckConstraint("late_fee >= 0", name="late_fee"),
+    )
+
+
+class Loan(Base):
+    """One application and, once approved and disbursed, the debt. The rate and term are copied from the product
+    at application so a later product change never alters a running loan."""
+
+    __tablename__ = "loans"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    product_id: Mapped[str] = mapped_column(ForeignKey("loan_products.id"))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
+    currency: Mapped[str] = mapped_column(String(3))
+    principal: Mapped[int] = mapped_column(BigInteger)
+    annual_rate_ppm: Mapped[int] = mapped_column(Integer)
+    term_months: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="applied")
+    reason: Mapped[str | None] = mapped_column(String(200))
+    decided_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    decided_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    job_id: Mapped[str | None] = mapped_column(String(36))
+    failure_code: Mapped[str | None] = mapped_column(String(64))
+    disbursement_transfer_id: Mapped[str | None] = mapped_column(ForeignKey("transfers.id"), unique=True)
+    disbursed_on: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    __table_args__ = (
+        CheckConstraint("principal > 0", name="principal_positive"),
+        CheckConstraint("term_months >= 1", name="term_positive"),
+        CheckConstraint(
+            "status IN ('applied', 'approved', 'rejected', 'active', 'overdue', 'repaid')", name="status"
+        ),
+        CheckConstraint(
+            "(status IN ('active', 'overdue', 'repaid')) = (disbursement_transfer_id IS NOT NULL)", name="disbursed"
+        ),
+        Index("ix_loans_status_created", "status", "created_at", "id"),
+        Index("ix_loans_user_created", "user_id", "created_at", "id"),
+    )
+
+
+class LoanInstalment(Base):
+    """One line of a loan's annuity schedule, written when the loan is disbursed."""
+
+    __tablename__ = "loan_instalments"
+    loan_id: Mapped[str] = mapped_column(ForeignKey("loans.id"), primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    due_date: Mapped[date] = mapped_column(Date)
+    payment: Mapped[int] = mapped_column(BigInteger)
+    principal: Mapped[int] = mapped_column(BigInteger)
+    interest: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), default="due")
+    __table_args__ = (
+        CheckConstraint("number >= 1", name="number_positive"),
+        CheckConstraint("principal >= 0 AND interest >= 0 AND payment = principal + interest", name="parts"),
+        CheckConstraint("status IN ('due', 'paid', 'overdue')", name="status"),
     )

@@ -235,7 +235,7 @@ def seed_deposits(bank, account_id: str, n: int) -> None:
     """n balanced postings straight into the ledger (cash account on the other side), in one statement each."""
     with bank.db.transaction() as s:
         staff_id = _staff(bank).id
-        cash = s.scalar(select(Account).where(Account.kind == "internal", Account.currency == "EUR"))
+        cash = s.scalar(select(Account).where(Account.type == "cash", Account.currency == "EUR"))
         params = {"a": account_id, "c": cash.id, "cb": cash.balance, "n": n, "u": staff_id, "at": at("2026-10-10")}
         s.execute(
             text(

@@ -1,0 +1,26 @@
+"""Loans: products, applications, approval with a disbursement job, and the annuity schedule."""
+
+from core.loans.applications import (
+    LoanApplication,
+    apply_for_loan,
+    get_loan,
+    get_schedule,
+    list_loans,
+    reject_loan,
+)
+from core.loans.disbursement import approve_loan, disburse_loan
+from core.loans.products import NewLoanProduct, create_product, list_products
+
+__all__ = [
+    "LoanApplication",
+    "NewLoanProduct",
+    "apply_for_loan",
+    "approve_loan",
+    "create_product",
+    "disburse_loan",
+    "get_loan",
+    "get_schedule",
+    "list_loans",
+    "list_products",
+    "reject_loan",
+]
