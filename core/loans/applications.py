@@ -35,7 +35,7 @@ class LoanApplication:
 
 
 def loan_view(s: Session, loan: Loan) -> dict[str, Any]:
-    owed = 0
+    owed: int | None = 0
     if loan.status in DISBURSED:
         owed = s.scalar(
             select(func.coalesce(func.sum(LoanInstalment.principal), 0)).where(

@@ -123,6 +123,7 @@ def _pay_out(s: Session, job: Job, loan: Loan) -> None:
         posted_at=now,
     )
     s.add(transfer)
+    s.flush()  # entries and the loan refer to it; the ORM has no relationship to order the inserts by
     source.balance -= loan.principal
     destination.balance += loan.principal
     for account, amount in ((source, -loan.principal), (destination, loan.principal)):
@@ -150,7 +151,6 @@ def _pay_out(s: Session, job: Job, loan: Loan) -> None:
                 status="due",
             )
         )
-    s.flush()  # the transfer exists before the loan points at it
     loan.status, loan.disbursement_transfer_id, loan.disbursed_on, loan.updated_at = "active", transfer.id, today, now
     jobs.finish(job, "succeeded", result={"loan_id": loan.id, "transfer_id": transfer.id, "status": "active"})
     audit.record(s, job.user_id, "loan.disbursed", f"loan:{loan.id}", job_id=job.id, transfer_id=transfer.id)
