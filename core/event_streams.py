@@ -115,8 +115,10 @@ def follow(
         last_sent = time.monotonic()
         while True:
             # One job's changes are serialised by its row lock, so its ids commit in order: no horizon needed.
-            events = events_of(db, owner_id, after_id, job_id=job_id, limit=BATCH)
+            # The horizon is fixed before the read: every id up to it had committed by then, so the read sees them
+            # all. Read first and an id below it could still have been in flight during the read, and be skipped.
             limit = sys.maxsize if job_id is not None else horizon.settled()
+            events = events_of(db, owner_id, after_id, job_id=job_id, limit=BATCH)
             ready = [e for e in events if e.id <= limit]
             waiting = len(ready) < len(events)
             for event in ready:

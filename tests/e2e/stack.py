@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from tests.servers import free_port
 
@@ -216,6 +218,11 @@ class Client:
     def __init__(self, base: str) -> None:
         self.base = base.rstrip("/") + "/api/v1"
         self.http = requests.Session()
+        # Like a browser: a GET that meets a keep-alive connection the server closed a moment ago is sent again
+        # (gunicorn closes idle ones after 2 s, and a test that sleeps 2 s can race it). POSTs are never retried.
+        # Answers are never retried here: a 503 or 429 goes back to the test as it came.
+        retry = Retry(total=3, connect=3, read=3, status=0, backoff_factor=0.1, respect_retry_after_header=False)
+        self.http.mount("http://", HTTPAdapter(max_retries=retry))
 
     def call(
         self, method: str, path: str, token: str | None = None, key: str | None = None, **kw: Any
