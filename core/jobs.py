@@ -121,6 +121,22 @@ def finish(
     job.updated_at = job.finished_at = now
 
 
+def claim_leased(session: Session, job_id: str, kind: str, lease: timedelta) -> Job | None:
+    """Lock a job for a slow task that works outside any transaction (OCR, rendering): one that is queued, or
+    running under an expired lease. None when it is finished, locked by another worker or still leased."""
+    job = session.scalar(select(Job).where(Job.id == job_id, Job.kind == kind).with_for_update(skip_locked=True))
+    if job is None or job.status in TERMINAL:
+        return None
+    if job.status == "running" and job.updated_at is not None and as_utc(job.updated_at) > utcnow() - lease:
+        return None
+    return job
+
+
+def start_attempt(job: Job) -> None:
+    """The claimed job runs now: its lease starts and the attempt counts."""
+    job.status, job.attempts, job.updated_at = "running", job.attempts + 1, utcnow()
+
+
 def visible_job(session: Session, user: User, job_id: str) -> Job:
     job = session.get(Job, job_id) if isinstance(job_id, str) and len(job_id) <= 36 else None
     if job is None or not (job.user_id == user.id or user.role == "admin"):

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from core import audit, jobs
 from core.bank import Bank
-from core.clock import as_utc, isoformat, utcnow
+from core.clock import isoformat, utcnow
 from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from core.idempotency import Accepted, accept, fingerprint
 from core.kyc.decision import Decision, decide
@@ -129,19 +129,16 @@ def submit_document(
 def claim(bank: Bank, job_id: str) -> Claim | None:
     """Take the job (queued, or running under an expired lease) in its own short transaction: OCR is slow
     and must not hold a database transaction open."""
-    now = utcnow()
     with bank.db.transaction() as s:
-        job = s.scalar(select(Job).where(Job.id == job_id, Job.kind == "kyc").with_for_update(skip_locked=True))
-        if job is None or job.status in jobs.TERMINAL:
-            return None
-        if job.status == "running" and job.updated_at is not None and as_utc(job.updated_at) > now - LEASE:
+        job = jobs.claim_leased(s, job_id, "kyc", LEASE)
+        if job is None:
             return None
         doc = s.scalar(select(KycDocument).where(KycDocument.job_id == job_id))
         owner = s.get(User, doc.user_id) if doc else None
         if doc is None or owner is None:
             jobs.finish(job, "failed", error_code="invalid_state", error_message="The document is gone.")
             return None
-        job.status, job.attempts, job.updated_at = "running", job.attempts + 1, now
+        jobs.start_attempt(job)
         return Claim(
             job.id,
             job.attempts,

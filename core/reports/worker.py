@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from core import audit, jobs
 from core.bank import Bank
-from core.clock import as_utc, utcnow
+from core.clock import utcnow
 from core.models import Account, Job, Report, User
 from core.notifications import queue_notification
 from core.reports.render import BATCH_SIZE, WRITERS, Heading, Period, Totals, entry_batches, totals_for
@@ -56,18 +56,15 @@ def storage_dir(bank: Bank) -> Path:
 
 
 def claim(bank: Bank, job_id: str) -> Claim | None:
-    now = utcnow()
     with bank.db.transaction() as s:
-        job = s.scalar(select(Job).where(Job.id == job_id, Job.kind == "statement").with_for_update(skip_locked=True))
-        if job is None or job.status in jobs.TERMINAL:
-            return None
-        if job.status == "running" and job.updated_at is not None and as_utc(job.updated_at) > now - LEASE:
+        job = jobs.claim_leased(s, job_id, "statement", LEASE)
+        if job is None:
             return None
         report = s.scalar(select(Report).where(Report.job_id == job_id))
         if report is None:
             jobs.finish(job, "failed", error_code="invalid_state", error_message="The report is gone.")
             return None
-        job.status, job.attempts, job.updated_at = "running", job.attempts + 1, now
+        jobs.start_attempt(job)
         return Claim(
             job.id,
             job.attempts,
