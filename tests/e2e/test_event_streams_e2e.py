@@ -51,12 +51,6 @@ class Stream:
         return events, False
 
 
-def fund(client: Client, admin: str, account: str) -> None:
-    job = client.call("POST", "/deposits", admin, "fund", json={"account_id": account, "amount": "100.00",
-                                                                "currency": "EUR"})
-    assert client.wait_job(admin, job.json()["id"])["status"] == "succeeded"
-
-
 def succeeded(job_ids: set[str], earlier: list[dict[str, Any]] = ()) -> Any:  # type: ignore[assignment]
     return lambda events: job_ids <= {e["id"] for e in [*earlier, *events] if e["status"] == "succeeded"}
 
@@ -69,7 +63,7 @@ def test_events_survive_an_api_restart_without_loss_or_repeats(e2e_env, stack_fa
     _, alice = client.customer("alice")
     _, bob = client.customer("bob")
     source, destination = client.account(alice), client.account(bob)
-    fund(client, admin, source)
+    client.deposit(admin, source, "100.00", "fund")
 
     stream = Stream(f"{client.base}/events", alice)
     first = client.transfer(alice, "t-0", source, destination, "1.00").json()["id"]

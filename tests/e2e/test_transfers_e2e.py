@@ -15,9 +15,6 @@ from tests.support import libpq
 pytestmark = pytest.mark.e2e
 
 
-def fund(client: Client, admin: str, account: str, amount: str, key: str) -> None:
-    client.deposit(admin, account, amount, key)
-
 
 def test_full_transfer_flow(broker_env, stack_factory):
     stack = stack_factory(broker_env)
@@ -28,7 +25,7 @@ def test_full_transfer_flow(broker_env, stack_factory):
     alice_id, alice = client.customer("alice")
     _, bob = client.customer("bob")
     source, destination = client.account(alice), client.account(bob)
-    fund(client, admin, source, "100.00", "fund-alice")
+    client.deposit(admin, source, "100.00", "fund-alice")
 
     accepted = client.transfer(alice, "pay-bob", source, destination, "40.25", description="rent")
     assert accepted.status_code == 202 and accepted.headers["Location"] == f"/api/v1/jobs/{accepted.json()['id']}"
@@ -106,7 +103,7 @@ def test_broker_down_at_accept_then_job_completes(e2e_env, broker_outage, stack_
     _, alice = client.customer("alice")
     _, bob = client.customer("bob")
     source, destination = client.account(alice), client.account(bob)
-    fund(client, admin, source, "20.00", "fund")
+    client.deposit(admin, source, "20.00", "fund")
 
     broker_outage.stop()
     ready = requests.get(f"{stack.base}/ready", timeout=10)

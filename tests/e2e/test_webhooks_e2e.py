@@ -10,7 +10,6 @@ import pytest
 from standardwebhooks import Webhook as Verifier
 
 from tests.e2e.stack import ADMIN, Client
-from tests.e2e.test_transfers_e2e import fund
 from tests.receiver import Receiver
 from tests.servers import free_port
 
@@ -28,7 +27,7 @@ def test_transfer_events_reach_a_receiver_even_one_that_was_down(e2e_env, stack_
     _, alice = client.customer("alice")
     _, bob = client.customer("bob")
     source, destination = client.account(alice), client.account(bob)
-    fund(client, admin, source, "100.00", "fund-alice")
+    client.deposit(admin, source, "100.00", "fund-alice")
     port = free_port()
 
     with Receiver(port=port) as receiver:
