@@ -30,6 +30,15 @@ def bank() -> Bank:
     return current_app.extensions["bankq"]  # type: ignore[no-any-return]
 
 
+def user_of_token(b: Bank, payload: dict[str, Any]) -> User | None:
+    """The token's user while the token still speaks for them: the user exists, is active, and has not been logged
+    out everywhere since (a password change bumps the token version). Revocation is checked apart."""
+    user = b.db.get(User, payload["sub"])
+    if user is None or user.status != "active" or payload.get("tv") != user.token_version:
+        return None
+    return user
+
+
 def current_user() -> User:
     return get_current_user()  # type: ignore[no-any-return]
 
@@ -99,10 +108,7 @@ def init_jwt(app: Flask, b: Bank) -> None:
     @jwt.user_lookup_loader
     def _load_user(_header: dict[str, Any], payload: dict[str, Any]) -> User | None:
         # One autocommit statement: every authenticated request pays for this look-up.
-        user = b.db.get(User, payload["sub"])
-        if user is None or user.status != "active" or payload.get("tv") != user.token_version:
-            return None
-        return user
+        return user_of_token(b, payload)
 
     @jwt.token_in_blocklist_loader
     def _revoked(_header: dict[str, Any], payload: dict[str, Any]) -> bool:

@@ -15,11 +15,11 @@ from typing import Any
 from flask import Flask, Response
 from prometheus_client import Gauge
 
+from api.security import user_of_token
 from core.bank import Bank
 from core.event_streams import Horizon, StreamTiming
 from core.event_wakeups import WakeupHub
 from core.events import Event
-from core.models import User
 
 OPEN_STREAMS = Gauge("bankq_sse_streams_open", "Server-Sent Event streams open", multiprocess_mode="livesum")
 TEXT_EVENT_STREAM = "text/event-stream"
@@ -135,9 +135,7 @@ def token_check(bank: Bank, claims: dict[str, Any], *, clock: Callable[[], float
             return False
         if time.monotonic() - last_check[0] >= recheck_seconds:
             last_check[0] = time.monotonic()
-            user = bank.db.get(User, claims["sub"])
-            current = user is not None and user.status == "active" and user.token_version == claims.get("tv")
-            return current and not bank.revocations.is_revoked(claims["jti"])
+            return user_of_token(bank, claims) is not None and not bank.revocations.is_revoked(claims["jti"])
         return True
 
     return authorised
