@@ -17,7 +17,8 @@ from prometheus_client import Gauge
 
 from api.security import user_of_token
 from core.bank import Bank
-from core.event_streams import Horizon, StreamTiming
+from core.event_order import Horizon
+from core.event_streams import StreamTiming
 from core.event_wakeups import WakeupHub
 from core.events import Event
 

@@ -10,7 +10,8 @@ import psycopg
 
 from core import jobs
 from core.bank import Bank
-from core.event_streams import Horizon, StreamTiming, follow
+from core.event_order import Horizon
+from core.event_streams import StreamTiming, follow
 from core.event_wakeups import CHANNEL, WakeupHub
 from core.models import Job, User
 from core.settings import Settings
