@@ -22,7 +22,7 @@ from api.errors import HTTP_CODES, PROBLEM, problem_body
 from core import event_wakeups
 
 worker_class = "api.gunicorn_conf.ProblemWorker"
-# Each open event stream holds a thread; a quarter of them always stay for ordinary requests (api.streams).
+# Threads for ordinary requests; open event streams get BANKQ_MAX_STREAMS threads of their own (ProblemWorker).
 threads = 64
 # gunicorn's maximum request line (8190 bytes): above the API's own URL limit, which Flask enforces with a problem.
 limit_request_line = 8190
@@ -66,15 +66,30 @@ def child_exit(_server: Any, worker: Any) -> None:
         multiprocess.mark_process_dead(worker.pid)
 
 
-def post_worker_init(worker: Any) -> None:
-    from api.streams import set_request_threads
+def stream_threads() -> int:
+    """Threads each API process keeps for open event streams, on top of --threads: the stream cap."""
+    from core.settings import Settings
 
-    set_request_threads(worker.cfg.threads)  # the stream cap leaves ordinary requests their share of threads
+    return Settings.from_env(os.environ).max_streams
 
 
 class ProblemWorker(ThreadWorker):
     """gunicorn's threaded worker; its own error answers become problem documents. gunicorn still decides the
-    status and logs the error as usual: only the body it writes is replaced."""
+    status and logs the error as usual: only the body it writes is replaced.
+
+    Its pool has --threads threads for requests plus one per event stream it may hold (api.streams caps those), and
+    it accepts as many connections as both need: a thousand open streams leave ordinary requests their threads.
+    A thread is started only when work needs it; an open stream's thread waits without using CPU."""
+
+    def init_process(self) -> None:
+        self._stream_threads = stream_threads()
+        self.worker_connections = self.cfg.worker_connections + self._stream_threads
+        super().init_process()
+
+    def get_thread_pool(self) -> Any:
+        from concurrent.futures import ThreadPoolExecutor
+
+        return ThreadPoolExecutor(max_workers=self.cfg.threads + self._stream_threads)
 
     def handle_exit(self, sig: Any, frame: Any) -> None:
         # Open event streams would hold the graceful shutdown for its whole timeout: end them now (from a thread,

@@ -1,8 +1,10 @@
 """Server-Sent Events plumbing: a bounded number of open streams per process, the SSE wire format, and the
 check that ends a stream when its token expires or is revoked.
 
-Each open stream holds one gunicorn thread for as long as it is open. The cap is BANKQ_MAX_STREAMS, and never more
-than the worker's threads minus a reserve for ordinary requests (api.gunicorn_conf tells us the thread count)."""
+Each open stream holds one gunicorn thread for as long as it is open, waiting on its inbox (core.event_streams):
+an idle stream costs a blocked thread and no CPU. The API's worker (api.gunicorn_conf) has BANKQ_MAX_STREAMS
+threads for streams on top of its --threads for ordinary requests, so streams never take a request's thread; a
+stream beyond the cap is answered 503 with Retry-After."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from prometheus_client import Gauge
 from api.security import user_of_token
 from core.bank import Bank
 from core.event_order import Horizon
-from core.event_streams import StreamTiming
+from core.event_streams import EventTail, StreamTiming
 from core.event_wakeups import WakeupHub
 from core.events import Event
 
@@ -26,20 +28,6 @@ OPEN_STREAMS = Gauge("bankq_sse_streams_open", "Server-Sent Event streams open",
 TEXT_EVENT_STREAM = "text/event-stream"
 LAST_EVENT_ID_MAX = 2**63 - 1
 AUTH_RECHECK_SECONDS = 10.0
-
-_request_threads: int | None = None
-
-
-def set_request_threads(threads: int) -> None:
-    """Called in each gunicorn worker (api.gunicorn_conf.post_worker_init) with its --threads."""
-    global _request_threads
-    _request_threads = threads
-
-
-def reserved_threads(threads: int) -> int:
-    """Threads kept for ordinary requests whatever the streams do: a quarter, at least two."""
-    return max(2, threads // 4)
-
 
 class StreamGate:
     """A counting semaphore over open streams; a stream that gets no slot is answered 503."""
@@ -49,15 +37,9 @@ class StreamGate:
         self._lock = threading.Lock()
         self.open = 0
 
-    @property
-    def capacity(self) -> int:
-        if _request_threads is None:
-            return self.max_streams
-        return max(0, min(self.max_streams, _request_threads - reserved_threads(_request_threads)))
-
     def acquire(self) -> bool:
         with self._lock:
-            if self.open >= self.capacity:
+            if self.open >= self.max_streams:
                 return False
             self.open += 1
         OPEN_STREAMS.inc()
@@ -70,16 +52,21 @@ class StreamGate:
 
 
 class Streams:
-    """What the process's streams share: the wake-up hub (one PostgreSQL listener), the horizon and the gate."""
+    """What the process's streams share: the tail (one reader of job_events, woken by one PostgreSQL listener)
+    and the gate."""
 
     def __init__(self, bank: Bank) -> None:
         settings = bank.settings
-        self.hub = WakeupHub(settings.database_url if bank.db.is_postgres else None)
-        self.horizon = Horizon(bank.db)
-        self.gate = StreamGate(settings.max_streams)
         poll = settings.stream_poll_seconds or (1.5 if bank.db.is_postgres else 0.5)
-        self.timing = StreamTiming(poll_seconds=poll, keepalive_seconds=settings.stream_keepalive_seconds)
+        timing = StreamTiming(poll_seconds=poll, keepalive_seconds=settings.stream_keepalive_seconds)
+        hub = WakeupHub(settings.database_url if bank.db.is_postgres else None)
+        self.tail = EventTail(bank.db, hub, Horizon(bank.db), timing)
+        self.gate = StreamGate(settings.max_streams)
         self.retry_ms = settings.stream_retry_ms
+
+    def close(self) -> None:
+        """End every open stream of this app (its clients reconnect with Last-Event-ID)."""
+        self.tail.hub.close()
 
 
 class StreamBody:

@@ -16,6 +16,7 @@ from sqlalchemy import text
 from core.db import Database
 
 log = logging.getLogger(__name__)
+_TOP = text("SELECT coalesce(max(id), 0) FROM job_events")
 _TOP_AND_SNAPSHOT = text("SELECT (SELECT coalesce(max(id), 0) FROM job_events), pg_current_snapshot()::text")
 _SNAPSHOT_DONE = text(
     "SELECT NOT EXISTS (SELECT 1 FROM pg_snapshot_xip(CAST(:snapshot AS pg_snapshot)) AS x "
@@ -70,3 +71,18 @@ class Horizon:
                 self._pending = [*self._pending[-31:], (top, snapshot, time.monotonic())]
             self._checked = time.monotonic()
             return self._value
+
+    def current(self, *, step: float = 0.01) -> int:
+        """A horizon at least as high as every id written before this call, waiting (briefly: the transactions in
+        flight now must end, or be given up on after patience_seconds) until the horizon gets there. For a reader
+        that starts following now and must not begin from a horizon taken long ago."""
+        with self.db.statement() as conn:
+            top = int(conn.execute(_TOP).scalar() or 0)
+        if not self.db.is_postgres:
+            return top
+        deadline = time.monotonic() + self._patience + 1.0
+        while True:
+            value = self.settled()
+            if value >= top or time.monotonic() >= deadline:
+                return value
+            time.sleep(step)

@@ -1,9 +1,11 @@
-"""Wake-ups for waiting event streams. Only a hint: streams re-read job_events when woken and on a fallback poll,
+"""Wake-ups for readers of job_events. Only a hint: readers re-read job_events when woken and on a fallback poll,
 so a missed wake-up costs latency, never an event.
 
 On PostgreSQL one listener thread per process holds its own connection, LISTENs on `bankq_job_events` (notified at
-commit by the job_events trigger, payload = user id) and wakes that user's streams. On SQLite there is no LISTEN:
-the streams poll."""
+commit by the job_events trigger) and rings every bell. On SQLite there is no LISTEN: readers poll.
+
+Why not Redis pub/sub: NOTIFY is sent by the committing transaction itself, at its commit and never for a rollback,
+so the wake-up cannot race the data it announces and needs no publisher that could crash between the two."""
 
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ _HUBS: weakref.WeakSet[WakeupHub] = weakref.WeakSet()
 
 
 class Wakeup:
-    """One waiting stream's doorbell."""
+    """One waiting reader's doorbell."""
 
     def __init__(self, hub: WakeupHub) -> None:
         self._hub = hub
@@ -44,11 +46,11 @@ class Wakeup:
 
 
 class WakeupHub:
-    """Per-user registry of waiting streams. `listen_url` (PostgreSQL) starts the listener on first subscribe."""
+    """The bells of a process's readers. `listen_url` (PostgreSQL) starts the listener on first subscribe."""
 
     def __init__(self, listen_url: str | None = None, *, max_backoff: float = 10.0) -> None:
         self._lock = threading.Lock()
-        self._waiting: dict[str, set[Wakeup]] = {}
+        self._waiting: set[Wakeup] = set()
         self._closed = threading.Event()
         self._listen_url = listen_url
         self._listener: threading.Thread | None = None
@@ -61,35 +63,26 @@ class WakeupHub:
         return self._closed.is_set()
 
     @contextmanager
-    def subscribe(self, user_id: str) -> Iterator[Wakeup]:
+    def subscribe(self) -> Iterator[Wakeup]:
+        """A bell rung whenever a job event commits (and whenever the listener (re)connects)."""
         wakeup = Wakeup(self)
         with self._lock:
-            self._waiting.setdefault(user_id, set()).add(wakeup)
+            self._waiting.add(wakeup)
             self._start_listener()
         try:
             yield wakeup
         finally:
             with self._lock:
-                bells = self._waiting.get(user_id)
-                if bells is not None:
-                    bells.discard(wakeup)
-                    if not bells:
-                        del self._waiting[user_id]
-
-    def wake(self, user_id: str) -> None:
-        with self._lock:
-            bells = list(self._waiting.get(user_id, ()))
-        for bell in bells:
-            bell.ring()
+                self._waiting.discard(wakeup)
 
     def wake_all(self) -> None:
         with self._lock:
-            bells = [bell for group in self._waiting.values() for bell in group]
+            bells = list(self._waiting)
         for bell in bells:
             bell.ring()
 
     def close(self) -> None:
-        """Ends every stream of this hub (process shutdown): they see `closed` when woken."""
+        """Ends every reader of this hub (process shutdown): they see `closed` when woken."""
         self._closed.set()
         self.wake_all()
 
@@ -114,8 +107,8 @@ class WakeupHub:
                     backoff, warned = 0.5, False
                     self.wake_all()  # whatever was notified while we were away: streams re-read
                     while not self.closed:
-                        for note in conn.notifies(timeout=1.0):
-                            self.wake(note.payload)
+                        for _ in conn.notifies(timeout=1.0):
+                            self.wake_all()
             except psycopg.Error as exc:
                 self.listening.clear()
                 if not warned:
@@ -127,6 +120,6 @@ class WakeupHub:
 
 
 def close_all() -> None:
-    """Close every hub of this process: its streams end, and clients reconnect elsewhere with Last-Event-ID."""
+    """Close every hub of this process: its readers end (event streams: clients reconnect with Last-Event-ID)."""
     for hub in list(_HUBS):
         hub.close()

@@ -22,6 +22,7 @@ class Event:
     job_id: str
     status: str
     job: dict[str, Any]  # the job as GET /api/v1/jobs/{id} showed it right after the change
+    owner_id: str = ""  # whose job it is (who may see the event)
 
 
 def _as_job(snapshot: dict[str, Any]) -> Job:
@@ -33,7 +34,7 @@ def _as_job(snapshot: dict[str, Any]) -> Job:
 
 
 def event_of(row: JobEvent) -> Event:
-    return Event(row.id, row.job_id, row.status, job_view(_as_job(row.job)))
+    return Event(row.id, row.job_id, row.status, job_view(_as_job(row.job)), row.user_id)
 
 
 def events_after(
@@ -55,3 +56,10 @@ def events_of(
         query = query.where(JobEvent.id <= up_to)
     with db.single() as s:
         return [event_of(row) for row in s.scalars(query.order_by(JobEvent.id).limit(limit))]
+
+
+def events_since(db: Database, after_id: int, *, limit: int = 500) -> list[Event]:
+    """Everyone's events with an id above after_id, oldest first: for the one reader that hands them out."""
+    with db.single() as s:
+        query = select(JobEvent).where(JobEvent.id > after_id).order_by(JobEvent.id).limit(limit)
+        return [event_of(row) for row in s.scalars(query)]

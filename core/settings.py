@@ -123,7 +123,7 @@ class Settings:
     sms_provider_token: str | None = None
     otp_pepper: str = ""
     kyc_reminder_days: int = 3
-    max_streams: int = 100
+    max_streams: int = 1000
     stream_keepalive_seconds: float = 15.0
     stream_poll_seconds: float | None = None  # None: 0.5 s on SQLite (no LISTEN), 1.5 s on PostgreSQL
     stream_retry_ms: int = 2000
@@ -179,7 +179,7 @@ class Settings:
             sms_provider_token=env.get("SMS_PROVIDER_TOKEN") or None,
             otp_pepper=env.get("BANKQ_OTP_PEPPER") or "",
             kyc_reminder_days=max(1, _int(env, "BANKQ_KYC_REMINDER_DAYS", 3)),
-            max_streams=max(0, _int(env, "BANKQ_MAX_STREAMS", 100)),
+            max_streams=max(0, _int(env, "BANKQ_MAX_STREAMS", 1000)),
             stream_keepalive_seconds=float(env.get("BANKQ_STREAM_KEEPALIVE_SECONDS") or 15.0),
             stream_poll_seconds=_float_or_none(env.get("BANKQ_STREAM_POLL_SECONDS")),
             stream_retry_ms=_int(env, "BANKQ_STREAM_RETRY_MS", 2000),

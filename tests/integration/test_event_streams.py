@@ -97,7 +97,7 @@ def app_with(bank: Bank, **settings: Any):  # type: ignore[no-untyped-def]
 def stream_app(bank):  # type: ignore[no-untyped-def]
     application = app_with(bank, stream_keepalive_seconds=0.3)
     yield application
-    application.extensions["bankq_streams"].hub.close()  # ends whatever stream a test left open
+    application.extensions["bankq_streams"].close()  # ends whatever stream a test left open
 
 
 @pytest.fixture
@@ -227,7 +227,7 @@ def test_keep_alives_headers_and_the_stream_cap(bank, world):
         assert application.extensions["bankq_streams"].gate.open == 2
         third.close()
     finally:
-        application.extensions["bankq_streams"].hub.close()
+        application.extensions["bankq_streams"].close()
     assert reader.ended()
     assert application.extensions["bankq_streams"].gate.open == 0
 
@@ -241,7 +241,7 @@ def test_the_stream_ends_when_its_token_expires(bank, world):
         assert reader.ended(timeout=6)
         assert 0.5 < time.monotonic() - started < 4
     finally:
-        application.extensions["bankq_streams"].hub.close()
+        application.extensions["bankq_streams"].close()
 
 
 def test_an_event_id_is_sent_only_once_every_lower_id_is_final(bank, world):
