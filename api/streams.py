@@ -8,7 +8,6 @@ stream beyond the cap is answered 503 with Retry-After."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -93,8 +92,7 @@ class StreamBody:
 
 
 def event_frame(event: Event) -> bytes:
-    data = json.dumps(event.job, separators=(",", ":"))
-    return f"id: {event.id}\nevent: job\ndata: {data}\n\n".encode()
+    return f"id: {event.id}\nevent: job\ndata: {event.data}\n\n".encode()
 
 
 def sse_frames(retry_ms: int, items: Iterable[Event | None]) -> Iterator[bytes]:

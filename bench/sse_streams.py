@@ -1,117 +1,218 @@
-"""`python -m bench.sse_streams`: how many event streams one API process holds while ordinary requests still answer.
+"""`python -m bench.sse_streams` (or `make bench-push`): event streams under load, measured in one run.
 
-For each --threads setting: one gunicorn worker on loopback over a throwaway PostgreSQL; ordinary authenticated
-requests (GET /api/v1/auth/me) are timed with no stream open, then with the process's stream cap open (every slot
-the gate gives, each stream really reading), and printed as ratios to that baseline. Bounded: a few hundred
-requests and at most ~130 streams per setting."""
+The real stack as `make run` starts it on PostgreSQL + Redis (two gunicorn processes with their default threads and
+stream cap, one worker). Then:
+
+1. transfers posted per second with no stream open (closed loop: client threads post back to back);
+2. BENCH_SSE_STREAMS (1000) streams opened by a separate asyncio process (bench.sse_holder): 4 per transferring
+   customer, the rest spread over idle customers, as pages left open are;
+3. the same closed loop again with every stream open: the ratio to (1) is the cost of holding them;
+4. an open loop offering BENCH_SSE_RATE (200) transfers/s with the streams open: for every terminal event a
+   stream receives, the time from the job's updated_at (written by the worker just before its commit) to the
+   event's arrival, p50/p99/max.
+
+Ratios come from one run on one machine; absolute figures are printed to explain them, not to compare machines."""
 
 from __future__ import annotations
 
+import json
 import os
-import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+import uuid
+from dataclasses import dataclass
 
 import requests
 
-from core.bank import Bank
-from core.settings import Settings
-from core.setup import prepare
+from bench.bankq_stack import (
+    CURRENCY,
+    Customer,
+    bankq_env,
+    libpq_connect,
+    new_bank,
+    open_customers,
+    transfer_job_counts,
+)
+from bench.http_transfers import percentile
+from bench.stack import ROOT, Stack, phase, wait_for_http
+from tasks.launcher import commands
 from tests import servers, support
 
-ROOT = Path(__file__).resolve().parent.parent
-THREADS = (4, 32, 128)
-REQUESTS = 300
-CLIENTS = 4
-MAX_OPEN = 130
+ACTIVE = 16  # transferring customers, one client thread each
+STREAMS_PER_ACTIVE = 4
+IDLE_USERS = 24
 
 
-def timed_requests(base: str, token: str) -> tuple[float, float, float]:
-    """(requests per second, p50 ms, p99 ms) for REQUESTS calls from CLIENTS threads."""
-    session_local = threading.local()
+@dataclass(frozen=True)
+class Config:
+    streams: int
+    rate: float
+    seconds: float
 
-    def one(_: int) -> float:
-        session = getattr(session_local, "s", None) or requests.Session()
-        session_local.s = session
-        started = time.perf_counter()
-        answer = session.get(f"{base}/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"}, timeout=10)
-        assert answer.status_code == 200, answer.text
-        return time.perf_counter() - started
-
-    began = time.perf_counter()
-    with ThreadPoolExecutor(CLIENTS) as pool:
-        times = sorted(pool.map(one, range(REQUESTS)))
-    elapsed = time.perf_counter() - began
-    return REQUESTS / elapsed, statistics.median(times) * 1000, times[int(len(times) * 0.99) - 1] * 1000
+    @classmethod
+    def from_env(cls) -> Config:
+        env = os.environ
+        return cls(streams=int(env.get("BENCH_SSE_STREAMS") or 1000), rate=float(env.get("BENCH_SSE_RATE") or 200),
+                   seconds=float(env.get("BENCH_SSE_SECONDS") or 15))
 
 
-def open_streams(base: str, token: str) -> list[requests.Response]:
-    streams = []
-    for _ in range(MAX_OPEN):
-        answer = requests.get(f"{base}/api/v1/events", headers={"Authorization": f"Bearer {token}"}, stream=True,
-                              timeout=10)
-        if answer.status_code == 503:
-            answer.close()
-            break
-        assert answer.status_code == 200, answer.text
-        next(answer.iter_content(chunk_size=None))  # the retry hint: the stream is open and served
-        streams.append(answer)
-    return streams
+class Load:
+    """Client threads posting transfers: back to back (rate None) or on a fixed schedule sharing `rate`."""
+
+    def __init__(self, base: str, customers: list[Customer], tokens: dict[str, str], rate: float | None) -> None:
+        self.base, self.customers, self.tokens, self.rate = base, customers, tokens, rate
+        self.stop = threading.Event()
+        self.sent = 0
+        self.errors: list[str] = []
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(len(customers))]
+
+    def __enter__(self) -> Load:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for t in self._threads:
+            t.join(60)
+
+    def _run(self, i: int) -> None:
+        me = self.customers[i]
+        others = [c.account_id for c in self.customers if c is not me]
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {self.tokens[me.user.username]}"
+        interval = len(self.customers) / self.rate if self.rate else 0.0
+        due = time.monotonic() + interval * i / len(self.customers)
+        n = 0
+        while not self.stop.is_set():
+            if interval:
+                pause = due - time.monotonic()
+                if pause > 0 and self.stop.wait(pause):
+                    return
+                due += interval
+            body = {"source_account_id": me.account_id, "destination_account_id": others[n % len(others)],
+                    "amount": "1.00", "currency": CURRENCY}
+            n += 1
+            try:
+                answer = session.post(f"{self.base}/api/v1/transfers", json=body, timeout=60,
+                                      headers={"Idempotency-Key": uuid.uuid4().hex})
+                ok = answer.status_code == 202
+            except requests.RequestException as exc:
+                ok, answer = False, exc  # type: ignore[assignment]
+            with self._lock:
+                self.sent += ok
+                if not ok and len(self.errors) < 5:
+                    self.errors.append(str(getattr(answer, "text", answer))[:200])
 
 
-def run(threads: int, env: dict[str, str], logs: Path) -> dict[str, float]:
-    port = servers.free_port()
-    with open(logs / f"api-{threads}.log", "ab") as log:
-        api = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "python:api.gunicorn_conf", "--bind",
-                                f"127.0.0.1:{port}", "--workers", "1", "--threads", str(threads), "--no-control-socket",
-                                "api.wsgi:app"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        servers.wait_for_port(port)
-        user = f"bench{threads}"
-        requests.post(f"{base}/api/v1/auth/register", json={"username": user, "email": f"{user}@example.com",
-                                                           "password": "lantern-harbour-77", "full_name": "Bench"})
-        token = requests.post(f"{base}/api/v1/auth/login",
-                              json={"username": user, "password": "lantern-harbour-77"}).json()["access_token"]
-        timed_requests(base, token)  # warm-up
-        rate, p50, p99 = timed_requests(base, token)
-        streams = open_streams(base, token)
-        busy_rate, busy_p50, busy_p99 = timed_requests(base, token)
-        for stream in streams:
-            stream.close()
-        return {"threads": threads, "streams": len(streams), "rate": rate, "p50": p50, "p99": p99,
-                "busy_rate": busy_rate, "busy_p50": busy_p50, "busy_p99": busy_p99}
-    finally:
-        api.terminate()
-        api.wait(30)
+def finished(database_url: str) -> int:
+    with libpq_connect(database_url) as conn:
+        counts = transfer_job_counts(conn)
+    return sum(counts.get(s, 0) for s in ("succeeded", "failed", "cancelled"))
+
+
+def all_finished(database_url: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with libpq_connect(database_url) as conn:
+            counts = transfer_job_counts(conn)
+        if not counts.get("queued") and not counts.get("running"):
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"transfers still unfinished after {timeout}s: {counts}")
+
+
+def posted_per_second(base: str, database_url: str, customers: list[Customer], tokens: dict[str, str],
+                      seconds: float) -> float:
+    """Transfers finished per second by the worker under a closed loop, after a 3 s warm-up."""
+    with Load(base, customers, tokens, None) as load:
+        time.sleep(3)
+        before, started = finished(database_url), time.monotonic()
+        time.sleep(seconds)
+        after, elapsed = finished(database_url), time.monotonic() - started
+    if load.errors:
+        print(f"  errors: {load.errors}", file=sys.stderr)
+    all_finished(database_url)
+    return (after - before) / elapsed
+
+
+def login(base: str, username: str) -> str:
+    answer = requests.post(f"{base}/api/v1/auth/login", json={"username": username, "password": support.PASSWORD},
+                           timeout=30)
+    answer.raise_for_status()
+    return answer.json()["access_token"]  # type: ignore[no-any-return]
 
 
 def main() -> int:
-    pg = servers.start_postgres()
-    logs = Path(tempfile.mkdtemp(prefix="bankq-bench-sse-"))
-    try:
-        url = support.create_database(pg.url, "bankq_bench_sse")
-        env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": "", "CELERY_BROKER_URL": "",
-               "BANKQ_DATA_DIR": str(logs / "data"), "BANKQ_SECRET_KEY": "bench-sse-key-0123456789abcdef0123456789",
-               "BANKQ_RATE_LIMITS_ENABLED": "false"}
-        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        prepare(Bank(Settings.from_env(env)))
-        print(f"{'threads':>7} {'streams held':>12} {'req/s ratio':>11} {'p50 ratio':>9} {'p99 ratio':>9}"
-              f"   (baseline: req/s, p50 ms, p99 ms with no stream open)")
-        for threads in THREADS:
-            r = run(threads, env, logs)
-            ratios = r["busy_rate"] / r["rate"], r["busy_p50"] / r["p50"], r["busy_p99"] / r["p99"]
-            print(f"{threads:>7} {r['streams']:>12} {ratios[0]:>11.2f} {ratios[1]:>9.2f} {ratios[2]:>9.2f}"
-                  f"   ({r['rate']:.0f}, {r['p50']:.1f}, {r['p99']:.1f})")
-        return 0
-    finally:
-        pg.stop()
+    config = Config.from_env()
+    with Stack() as stack:
+        with phase("starting PostgreSQL and Redis"):
+            stack.start_servers(os.environ.get("BENCH_DATABASE_URL"), os.environ.get("BENCH_REDIS_URL"))
+        database_url = stack.scratch_database("bankq_bench_sse")
+        env = bankq_env(stack, database_url, "sse")
+        port = servers.free_port()
+        env.update({"HOST": "127.0.0.1", "PORT": str(port), "LOG_LEVEL": "WARNING",
+                    "BANKQ_RATE_LIMITS_ENABLED": "false", "WORKER_QUEUES": "transfers,default"})
+        bank = new_bank(stack, env)
+        customers = open_customers(bank, ACTIVE)
+        idle = [support.make_user(bank).username for _ in range(IDLE_USERS)]
+        bank.db.dispose()
+        shapes = commands(env)
+        api, worker = stack.start("api", shapes["api"], env), stack.start("worker", shapes["worker"], env)
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(f"{base}/health", api)
+        tokens = {u: login(base, u) for u in [c.user.username for c in customers] + idle}
+
+        with phase(f"closed loop, no stream open ({config.seconds:.0f} s)"):
+            without = posted_per_second(base, database_url, customers, tokens, config.seconds)
+        streams = [tokens[c.user.username] for c in customers for _ in range(STREAMS_PER_ACTIVE)]
+        streams += [tokens[idle[i % len(idle)]] for i in range(max(0, config.streams - len(streams)))]
+        with phase(f"opening {len(streams)} event streams"):
+            holder = subprocess.Popen([sys.executable, "-m", "bench.sse_holder", base], cwd=ROOT, text=True,
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            stack.callback(holder.kill)
+            assert holder.stdin is not None and holder.stdout is not None
+            holder.stdin.write(json.dumps({"streams": streams}) + "\n")
+            holder.stdin.flush()
+            opened = holder.stdout.readline().strip()
+            print(f"  {opened}")
+        with phase(f"closed loop, {len(streams)} streams open ({config.seconds:.0f} s)"):
+            with_streams = posted_per_second(base, database_url, customers, tokens, config.seconds)
+        with phase(f"open loop at {config.rate:.0f}/s offered, {len(streams)} streams open ({config.seconds:.0f} s)"):
+            holder.stdin.write("mark\n")
+            holder.stdin.flush()
+            with Load(base, customers, tokens, config.rate) as load:
+                began = time.monotonic()
+                time.sleep(config.seconds)
+            offered = load.sent / (time.monotonic() - began)
+            all_finished(database_url)
+            time.sleep(1)
+            holder.stdin.write("stop\n")
+            holder.stdin.flush()
+            measured = json.loads(holder.stdout.readline())
+            holder.stdin.write("quit\n")
+            holder.stdin.flush()
+            holder.wait(30)
+        worker.stop()
+        api.stop()
+
+    latencies = measured["latencies_ms"]
+    print()
+    print(f"{'':<52}{'figure':>12}")
+    print(f"{'streams held open (asked for)':<52}{measured['open']:>7} / {len(streams)}")
+    print(f"{'transfers finished/s, no stream open':<52}{without:>12.1f}")
+    print(f"{'transfers finished/s, streams open':<52}{with_streams:>12.1f}")
+    print(f"{'  ratio (target >= 0.90)':<52}{with_streams / without:>12.2f}")
+    print(f"{'open loop: transfers accepted/s (offered ' + format(config.rate, '.0f') + '/s)':<52}{offered:>12.1f}")
+    print(f"{'terminal events received in the window':<52}{len(latencies):>12}")
+    for q in (50, 99):
+        print(f"{f'updated_at -> stream arrival p{q} ms (target p99 <= 100)':<52}"
+              f"{percentile(latencies, q):>12.1f}")
+    print(f"{'updated_at -> stream arrival max ms':<52}{max(latencies, default=0):>12.1f}")
+    return 0
 
 
 if __name__ == "__main__":

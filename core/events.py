@@ -3,8 +3,10 @@ triggers on jobs in the same transaction as the change). Streams replay from her
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import select
@@ -23,6 +25,11 @@ class Event:
     status: str
     job: dict[str, Any]  # the job as GET /api/v1/jobs/{id} showed it right after the change
     owner_id: str = ""  # whose job it is (who may see the event)
+
+    @cached_property
+    def data(self) -> str:
+        """The job as compact JSON, serialised once however many streams send it."""
+        return json.dumps(self.job, separators=(",", ":"))
 
 
 def _as_job(snapshot: dict[str, Any]) -> Job:

@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 import queue
 import signal
+import socket
 import threading
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -106,3 +108,54 @@ def test_a_client_that_goes_away_frees_its_slot(e2e_env, stack_factory):
         time.sleep(0.2)
     assert again.status_code == 200
     again.close()
+
+
+def open_raw_stream(base: str, token: str) -> socket.socket:
+    """An event stream on a bare socket (hundreds of them cost no thread here): returns once the retry hint came."""
+    url = urlsplit(base)
+    sock = socket.create_connection((url.hostname, url.port), timeout=10)
+    sock.sendall(f"GET {url.path}/events HTTP/1.0\r\nAuthorization: Bearer {token}\r\n\r\n".encode())
+    head = b""
+    while b"retry:" not in head:
+        chunk = sock.recv(4096)
+        assert chunk, head
+        head += chunk
+    assert head.split(b" ", 2)[1] == b"200", head[:200]
+    return sock
+
+
+def test_hundreds_of_open_streams_leave_ordinary_requests_their_threads(e2e_env, stack_factory):
+    """The API process runs 8 request threads (start_api): 300 streams get threads of their own, requests still
+    answer, every stream of the owner gets the transfer's events, and the 301st stream is refused."""
+    stack = stack_factory({**e2e_env, "BANKQ_MAX_STREAMS": "300", "BANKQ_STREAM_KEEPALIVE_SECONDS": "5"})
+    client = Client(stack.start_api())
+    stack.start_worker()
+    admin = client.login(*ADMIN)
+    _, alice = client.customer("alice")
+    _, bob = client.customer("bob")
+    source, destination = client.account(alice), client.account(bob)
+    client.deposit(admin, source, "10.00", "fund")
+    streams = [open_raw_stream(client.base, alice if n % 10 == 0 else bob) for n in range(300)]
+    try:
+        full = client.call("GET", "/events", bob, stream=True)
+        assert full.status_code == 503 and full.json()["code"] == "too_many_streams"
+        slowest = 0.0
+        for _ in range(20):
+            started = time.monotonic()
+            assert client.call("GET", "/auth/me", alice).status_code == 200
+            slowest = max(slowest, time.monotonic() - started)
+        assert slowest < 2, f"an ordinary request took {slowest:.2f}s with 300 streams open"
+
+        job = client.transfer(alice, "many", source, destination, "1.00").json()["id"]
+        assert client.wait_job(alice, job)["status"] == "succeeded"
+        for sock in streams[::10]:  # alice's thirty streams: each gets the job's events
+            got = b""
+            while got.count(b"event: job") < 2:
+                chunk = sock.recv(65536)
+                assert chunk, got
+                got += chunk
+            assert job.encode() in got and b'"succeeded"' in got
+        assert client.call("GET", "/auth/me", alice).status_code == 200
+    finally:
+        for sock in streams:
+            sock.close()
