@@ -61,6 +61,7 @@ task_default_queue = "default"
 task_queues = [Queue(name, routing_key=name) for name in QUEUES]
 task_routes = {
     "transfers.*": {"queue": "transfers"},
+    "loans.service": {"queue": "default"},
     "loans.*": {"queue": "transfers"},
     "kyc.*": {"queue": "kyc"},
     "notify.*": {"queue": "notify"},

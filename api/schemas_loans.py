@@ -67,6 +67,11 @@ class LoanRejectIn(Strict):
     reason = fields.String(required=True, validate=validate.Length(min=1, max=200))
 
 
+class LoanRepayIn(Strict):
+    amount = _money("How much to repay now: interest accrued to date is paid first, then principal. At most the "
+                    "payoff (principal outstanding and interest to date).", "250.00")
+
+
 class LoanListArgs(PageArgs):
     status = fields.String(load_default=None, validate=validate.OneOf(STATUSES))
 
@@ -106,6 +111,8 @@ class InstalmentOut(Schema):
     payment = fields.String()
     principal = fields.String()
     interest = fields.String()
+    late_fee = fields.String(metadata={"description": "Charged once when the instalment is still unpaid after the "
+                                                      "grace period; collected with it."})
     status = fields.String(metadata={"enum": ["due", "paid", "overdue"]})
 
 

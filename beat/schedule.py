@@ -33,6 +33,9 @@ def beat_schedule_for(settings: Settings) -> dict[str, dict[str, Any]]:
         "purge-idempotency-keys": {"task": "maintenance.purge_idempotency_keys", "schedule": 3600.0},
         # Acts in the first days of a month only; hourly, so a restart on the 1st still sends that day.
         "send-monthly-statements": {"task": "reports.send_monthly_statements", "schedule": 3600.0},
+        # Loans: the day's interest, reminders, collections and late fees, each at most once a day; hourly, so the
+        # day's work is done early in the day and a restart loses nothing.
+        "service-loans": {"task": "loans.service", "schedule": 3600.0},
         "send-due-reminders": {"task": "schedules.send_due_reminders", "schedule": tick, "options": schedules},
         "dispatch-webhooks": {
             "task": "webhooks.dispatch",

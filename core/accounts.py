@@ -28,6 +28,22 @@ def loan_account_number(currency: str) -> str:
     return f"BANKQ-LOANS-{currency}"
 
 
+def interest_account_number(currency: str) -> str:
+    return f"BANKQ-INTEREST-{currency}"
+
+
+def fees_account_number(currency: str) -> str:
+    return f"BANKQ-FEES-{currency}"
+
+
+BANK_ACCOUNTS = (
+    (cash_account_number, "cash"),
+    (loan_account_number, "loan"),
+    (interest_account_number, "interest"),
+    (fees_account_number, "fees"),
+)
+
+
 def account_view(account: Account) -> dict[str, Any]:
     balance = format_minor(account.balance, account.currency)
     return {
@@ -69,14 +85,16 @@ def new_account_number() -> str:
 
 
 def ensure_cash_accounts(db: Database) -> None:
-    """The bank's own accounts, one of each per currency: cash (the other side of every deposit and withdrawal)
-    and loans (the source of every loan disbursement; internal, so it goes negative by what is lent out)."""
+    """The bank's own accounts, one of each per currency: cash (the other side of every deposit and withdrawal);
+    loans (internal, so it may go negative: minus what borrowers owe, the source of every disbursement and where
+    repayments go); interest and fees (the income that accrues on loans and the late fees charged)."""
     with db.transaction() as s:
         existing = set(s.scalars(select(Account.number).where(Account.kind == "internal")))
         for currency in CURRENCIES:
-            for number, type_ in ((cash_account_number(currency), "cash"), (loan_account_number(currency), "loan")):
-                if number not in existing:
-                    s.add(Account(number=number, currency=currency, type=type_, kind="internal", owner_id=None))
+            for number_of, type_ in BANK_ACCOUNTS:
+                if number_of(currency) not in existing:
+                    s.add(Account(number=number_of(currency), currency=currency, type=type_, kind="internal",
+                                  owner_id=None))
 
 
 def cash_account(session: Session, currency: str) -> Account:
@@ -87,9 +105,14 @@ def cash_account(session: Session, currency: str) -> Account:
 
 
 def loan_account(session: Session, currency: str) -> Account:
-    account = session.scalar(select(Account).where(Account.number == loan_account_number(currency)))
+    return bank_account(session, loan_account_number(currency))
+
+
+def bank_account(session: Session, number: str) -> Account:
+    """One of the bank's own accounts (BANK_ACCOUNTS) by number."""
+    account = session.scalar(select(Account).where(Account.number == number))
     if account is None:
-        raise NotFound(f"No loan account for {currency}; run the set-up.")
+        raise NotFound(f"No bank account {number}; run the set-up.")
     return account
 
 

@@ -64,6 +64,14 @@ ACTIONS: dict[str, str] = {
     "loan.approved": "Staff approved a loan; its disbursement is a job (details: job_id, amount, currency).",
     "loan.disbursed": "A loan was paid out to the borrower's account and its schedule written (details: job_id, "
     "transfer_id).",
+    "loan.repayment_requested": "The borrower asked to repay early; it is a job (details: job_id, amount).",
+    "loan.repaid_early": "An early repayment was posted and the rest rescheduled (details: job_id, transfer_id, "
+    "amount).",
+    "loan.instalment_paid": "An instalment was collected from the borrower's account (details: instalment, amount).",
+    "loan.instalment_overdue": "An instalment could not be collected on its due date (details: instalment, amount).",
+    "loan.late_fee_charged": "An instalment unpaid after the grace period was charged the late fee (details: "
+    "instalment, amount).",
+    "loan.repaid": "A loan's last instalment was paid.",
     "loan.disbursement_failed": "A loan could not be paid out; it is back to applied (details: job_id, code).",
     "webhook.redelivery_requested": "A customer asked for a delivery to be sent again (details: attempt_id).",
 }

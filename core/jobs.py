@@ -31,6 +31,7 @@ ROUTES: dict[str, tuple[str, str]] = {
     "reversal": ("transfers.post", "transfers"),
     "transfer_batch": ("transfers.post_batch", "transfers"),
     "loan_disbursement": ("loans.disburse", "transfers"),
+    "loan_repayment": ("loans.repay", "transfers"),
     "kyc": ("kyc.read", "kyc"),
     "otp": ("notify.send", "notify"),  # born succeeded: the code is issued on accept, its message sends itself
     "statement": ("reports.render", "default"),

@@ -1,14 +1,51 @@
-"""The ledger check: every balance equals the sum of its entries, every currency sums to zero."""
+"""The ledger: posting one balanced transfer between two locked accounts, and the check that every balance equals
+the sum of its entries and every currency sums to zero."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from core.db import Database
-from core.models import Account, Entry
+from core.models import Account, Entry, Transfer, new_id
 from core.money import format_minor
+
+
+def lock_accounts(s: Session, *account_ids: str) -> dict[str, Account]:
+    """Lock accounts in id order, as posting takes them, so concurrent postings never deadlock."""
+    ids = sorted(set(account_ids))
+    return {a.id: a for a in s.scalars(select(Account).where(Account.id.in_(ids)).order_by(Account.id)
+                                       .with_for_update())}
+
+
+def post_between(
+    s: Session, *, job_id: str, kind: str, source: Account, destination: Account, amount: int, description: str,
+    requested_by: str, now: datetime,
+) -> Transfer:
+    """A posted transfer of `amount` from source to destination with its two entries; both accounts must be locked
+    (lock_accounts). The caller has checked that the source may pay it."""
+    transfer = Transfer(
+        id=new_id(), job_id=job_id, kind=kind, source_account_id=source.id, destination_account_id=destination.id,
+        amount=amount, currency=source.currency, description=description, status="pending",
+        requested_by=requested_by, created_at=now,
+    )
+    s.add(transfer)
+    s.flush()  # entries refer to it; the ORM has no relationship to order the inserts by
+    return post_transfer(s, transfer, source, destination, now)
+
+
+def post_transfer(s: Session, transfer: Transfer, source: Account, destination: Account, now: datetime) -> Transfer:
+    """Post a pending transfer between its two locked accounts: balances and entries."""
+    source.balance -= transfer.amount
+    destination.balance += transfer.amount
+    for account, delta in ((source, -transfer.amount), (destination, transfer.amount)):
+        s.add(Entry(transfer_id=transfer.id, account_id=account.id, currency=transfer.currency, amount=delta,
+                    balance_after=account.balance, description=transfer.description, posted_at=now))
+    transfer.status, transfer.posted_at = "posted", now
+    return transfer
 
 
 def check_ledger(db: Database) -> dict[str, Any]:

@@ -98,7 +98,7 @@ class Account(Base):
         CheckConstraint("kind = 'internal' OR balance >= 0", name="balance_not_negative"),
         CheckConstraint("kind IN ('customer', 'internal')", name="kind"),
         CheckConstraint("status IN ('active', 'frozen', 'closed')", name="status"),
-        CheckConstraint("type IN ('checking', 'savings', 'cash', 'loan')", name="type"),
+        CheckConstraint("type IN ('checking', 'savings', 'cash', 'loan', 'interest', 'fees')", name="type"),
     )
 
 
@@ -141,7 +141,11 @@ class Transfer(Base):
         ),
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("source_account_id <> destination_account_id", name="distinct_accounts"),
-        CheckConstraint("kind IN ('transfer', 'deposit', 'withdrawal', 'reversal', 'disbursement')", name="kind"),
+        CheckConstraint(
+            "kind IN ('transfer', 'deposit', 'withdrawal', 'reversal', 'disbursement', 'loan_repayment', "
+            "'interest_accrual', 'late_fee')",
+            name="kind",
+        ),
         CheckConstraint("(kind = 'reversal') = (reverses IS NOT NULL)", name="reversal_link"),
     )
 
@@ -632,10 +636,13 @@ class Loan(Base):
     failure_code: Mapped[str | None] = mapped_column(String(64))
     disbursement_transfer_id: Mapped[str | None] = mapped_column(ForeignKey("transfers.id"), unique=True)
     disbursed_on: Mapped[date | None] = mapped_column(Date)
+    principal_paid: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    accrued_through: Mapped[date | None] = mapped_column(Date)  # interest is accrued up to this day
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     __table_args__ = (
         CheckConstraint("principal > 0", name="principal_positive"),
+        CheckConstraint("principal_paid >= 0 AND principal_paid <= principal", name="principal_paid"),
         CheckConstraint("term_months >= 1", name="term_positive"),
         CheckConstraint(
             "status IN ('applied', 'approved', 'rejected', 'active', 'overdue', 'repaid')", name="status"
@@ -659,8 +666,20 @@ class LoanInstalment(Base):
     principal: Mapped[int] = mapped_column(BigInteger)
     interest: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(16), default="due")
+    interest_accrued: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    interest_paid: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")  # ahead of the due date
+    late_fee: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    paid_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    last_attempt_on: Mapped[date | None] = mapped_column(Date)
+    reminded_on: Mapped[date | None] = mapped_column(Date)
     __table_args__ = (
         CheckConstraint("number >= 1", name="number_positive"),
+        CheckConstraint(
+            "interest_accrued >= 0 AND interest_accrued <= interest AND interest_paid >= 0 "
+            "AND interest_paid <= interest_accrued AND late_fee >= 0",
+            name="accrual",
+        ),
+        Index("ix_loan_instalments_status_due", "status", "due_date"),
         CheckConstraint("principal >= 0 AND interest >= 0 AND payment = principal + interest", name="parts"),
         CheckConstraint("status IN ('due', 'paid', 'overdue')", name="status"),
     )

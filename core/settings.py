@@ -101,6 +101,8 @@ class Settings:
     confirmation_threshold: Decimal = Decimal("1000.00")
     daily_limit: Decimal | None = None  # outgoing, per customer and currency, in major units; None: no limit
     monthly_limit: Decimal | None = None
+    loan_grace_days: int = 5  # an instalment unpaid this many days after its due date is charged the late fee
+    loan_reminder_days: int = 3  # the borrower is reminded this many days before each due date
     access_token_seconds: int = 900
     refresh_token_seconds: int = 30 * 24 * 3600
     max_failed_logins: int = 5
@@ -157,6 +159,8 @@ class Settings:
             confirmation_threshold=Decimal(env.get("BANKQ_CONFIRMATION_THRESHOLD") or "1000.00"),
             daily_limit=_limit(env, "BANKQ_DAILY_LIMIT"),
             monthly_limit=_limit(env, "BANKQ_MONTHLY_LIMIT"),
+            loan_grace_days=max(0, _int(env, "BANKQ_LOAN_GRACE_DAYS", 5)),
+            loan_reminder_days=max(0, _int(env, "BANKQ_LOAN_REMINDER_DAYS", 3)),
             access_token_seconds=_int(env, "BANKQ_ACCESS_TOKEN_SECONDS", 900),
             refresh_token_seconds=_int(env, "BANKQ_REFRESH_TOKEN_SECONDS", 30 * 24 * 3600),
             max_failed_logins=_int(env, "BANKQ_MAX_FAILED_LOGINS", 5),

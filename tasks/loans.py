@@ -1,11 +1,18 @@
-"""Paying out approved loans (queue `transfers`)."""
+"""Loans: paying out approved loans and early repayments (queue `transfers`), and the servicing tick (queue
+`default`): interest, reminders, collection, late fees."""
 
 from __future__ import annotations
 
+import logging
+
+from core import outbox
 from core.errors import DependencyUnavailable, TransientError
-from core.loans import disburse_loan
+from core.loans import disburse_loan, repay_loan, service_loans
 from tasks import celery
-from tasks.runtime import bank
+from tasks.publisher import send
+from tasks.runtime import bank, tick
+
+log = logging.getLogger(__name__)
 
 
 @celery.task(
@@ -17,3 +24,27 @@ from tasks.runtime import bank
 )
 def disburse(job_id: str) -> None:
     disburse_loan(bank().db, job_id)
+
+
+@celery.task(
+    name="loans.repay",
+    autoretry_for=(TransientError, DependencyUnavailable),
+    retry_backoff=True,
+    retry_backoff_max=60,
+    max_retries=20,
+)
+def repay(job_id: str) -> None:
+    repay_loan(bank().db, job_id)
+
+
+@tick("loans.service")
+def service() -> int:
+    report = service_loans(bank())
+    try:
+        outbox.publish(bank().db, send, report.messages)
+    except outbox.PublishFailed:
+        log.warning("loans: publishing reminders failed; the outbox relay will send them")
+    if report.overdue or report.late_fees:
+        log.info("loans: %d instalment(s) could not be collected, %d late fee(s) charged", report.overdue,
+                 report.late_fees)
+    return report.collected

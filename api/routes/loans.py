@@ -16,6 +16,7 @@ from api.schemas_loans import (
     LoanProductOut,
     LoanProductPage,
     LoanRejectIn,
+    LoanRepayIn,
     ScheduleOut,
 )
 from api.security import admin_required, bank, current_user, staff_required
@@ -85,7 +86,10 @@ def get_loan(loan_id: str) -> dict:
     description="The annuity schedule, written at disbursement (empty before). Payments are equal, rounded half "
     "up to a minor unit; each month's interest is the outstanding principal × rate/12, rounded half up; the last "
     "instalment repays what is left, so principals sum to the principal. Due monthly on the disbursement's day, "
-    "or a shorter month's last day. Instalments stay `due`: collection is not built yet.",
+    "or a shorter month's last day. On its due date an instalment is collected from the loan's account; if the "
+    "money is not there it is `overdue`, retried daily, and charged the product's late fee once after "
+    "BANKQ_LOAN_GRACE_DAYS. After an early repayment the unpaid instalments are recomputed as a new annuity over the "
+    "same due dates.",
 )
 @jwt_required()
 @blp.response(200, ScheduleOut)
@@ -118,4 +122,26 @@ fails (`account_frozen` / `account_closed`) and the loan is back to `applied` wi
 @blp.response(202, JobOut)
 def approve_loan(loan_id: str):  # type: ignore[no-untyped-def]
     accepted = loans.approve_loan(bank(), current_user(), loan_id, idempotency_key=idempotency_key(), body=raw_body())
+    return job_response(accepted)
+
+
+REPAY_DOC = """The borrower repays early, in part or in full. A job (202 + Location, Idempotency-Key required) on the
+transfers queue: the worker brings interest up to today, takes the amount from the loan's account (interest accrued
+to date first, then principal) and recomputes the unpaid instalments as a new annuity over the same due dates; a
+repayment of the whole payoff makes the loan `repaid`. 422 when `amount` is not a positive amount of the loan's
+currency or is more than the payoff today (`amount_exceeds_payoff`); 409 `loan_overdue` while an instalment is
+overdue (it is collected first), `loan_not_active` unless the loan is active; 403 for staff (only the borrower
+repays); 404 for anyone else. The job fails `insufficient_funds` (nothing is taken) when the account does not hold
+the amount; its result names the amount repaid and what is outstanding."""
+
+
+@blp.post("/loans/<loan_id>/repay")
+@blp.doc(security=BEARER, parameters=[IDEMPOTENCY_HEADER], description=REPAY_DOC)
+@jwt_required()
+@idempotency_required
+@blp.arguments(LoanRepayIn)
+@blp.response(202, JobOut)
+def repay_loan(body: dict, loan_id: str):  # type: ignore[no-untyped-def]
+    accepted = loans.request_repayment(bank(), current_user(), loan_id, amount=body["amount"],
+                                       idempotency_key=idempotency_key(), body=raw_body())
     return job_response(accepted)

@@ -1,4 +1,5 @@
-"""Loans: products, applications, approval with a disbursement job, and the annuity schedule."""
+"""Loans: products, applications, approval with a disbursement job, the annuity schedule, and servicing (interest,
+collection, late fees, reminders, early repayment)."""
 
 from core.loans.applications import (
     LoanApplication,
@@ -10,10 +11,12 @@ from core.loans.applications import (
 )
 from core.loans.disbursement import approve_loan, disburse_loan
 from core.loans.products import NewLoanProduct, create_product, list_products
+from core.loans.servicing import ServicingReport, repay_loan, request_repayment, service_loans
 
 __all__ = [
     "LoanApplication",
     "NewLoanProduct",
+    "ServicingReport",
     "apply_for_loan",
     "approve_loan",
     "create_product",
@@ -23,4 +26,7 @@ __all__ = [
     "list_loans",
     "list_products",
     "reject_loan",
+    "repay_loan",
+    "request_repayment",
+    "service_loans",
 ]

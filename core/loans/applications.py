@@ -172,6 +172,7 @@ def instalment_view(i: LoanInstalment, currency: str) -> dict[str, Any]:
         "payment": format_minor(i.payment, currency),
         "principal": format_minor(i.principal, currency),
         "interest": format_minor(i.interest, currency),
+        "late_fee": format_minor(i.late_fee, currency),
         "status": i.status,
     }
 

@@ -19,9 +19,10 @@ from core.clock import utcnow
 from core.db import Database
 from core.errors import Conflict, Forbidden, TransientError
 from core.idempotency import Accepted, accept, fingerprint
+from core.ledger import lock_accounts, post_between
 from core.loans.applications import visible_loan
 from core.loans.schedule import annuity_schedule, rate_from_ppm
-from core.models import Account, Entry, Job, Loan, LoanInstalment, Transfer, User, new_id
+from core.models import Account, Job, Loan, LoanInstalment, User, new_id
 from core.money import format_minor
 from core.users import is_staff
 
@@ -94,11 +95,7 @@ def _refusal(account: Account) -> tuple[str, str] | None:
 
 def _pay_out(s: Session, job: Job, loan: Loan) -> None:
     source = loan_account(s, loan.currency)
-    ids = sorted((source.id, loan.account_id))
-    # Locks in id order, as posting takes them, so a disbursement and concurrent transfers never deadlock.
-    locked = {
-        a.id: a for a in s.scalars(select(Account).where(Account.id.in_(ids)).order_by(Account.id).with_for_update())
-    }
+    locked = lock_accounts(s, source.id, loan.account_id)
     source, destination = locked[source.id], locked[loan.account_id]
     now = utcnow()
     refusal = _refusal(destination) or _refusal(source)
@@ -108,36 +105,8 @@ def _pay_out(s: Session, job: Job, loan: Loan) -> None:
         jobs.finish(job, "failed", error_code=code, error_message=message)
         audit.record(s, job.user_id, "loan.disbursement_failed", f"loan:{loan.id}", job_id=job.id, code=code)
         return
-    transfer = Transfer(
-        id=new_id(),
-        job_id=job.id,
-        kind="disbursement",
-        source_account_id=source.id,
-        destination_account_id=destination.id,
-        amount=loan.principal,
-        currency=loan.currency,
-        description=f"Loan {loan.id}",
-        status="posted",
-        requested_by=job.user_id,
-        created_at=now,
-        posted_at=now,
-    )
-    s.add(transfer)
-    s.flush()  # entries and the loan refer to it; the ORM has no relationship to order the inserts by
-    source.balance -= loan.principal
-    destination.balance += loan.principal
-    for account, amount in ((source, -loan.principal), (destination, loan.principal)):
-        s.add(
-            Entry(
-                transfer_id=transfer.id,
-                account_id=account.id,
-                currency=loan.currency,
-                amount=amount,
-                balance_after=account.balance,
-                description=transfer.description,
-                posted_at=now,
-            )
-        )
+    transfer = post_between(s, job_id=job.id, kind="disbursement", source=source, destination=destination,
+                            amount=loan.principal, description=f"Loan {loan.id}", requested_by=job.user_id, now=now)
     today = now.date()
     for item in annuity_schedule(loan.principal, rate_from_ppm(loan.annual_rate_ppm), loan.term_months, today):
         s.add(
@@ -152,5 +121,6 @@ def _pay_out(s: Session, job: Job, loan: Loan) -> None:
             )
         )
     loan.status, loan.disbursement_transfer_id, loan.disbursed_on, loan.updated_at = "active", transfer.id, today, now
+    loan.accrued_through = today
     jobs.finish(job, "succeeded", result={"loan_id": loan.id, "transfer_id": transfer.id, "status": "active"})
     audit.record(s, job.user_id, "loan.disbursed", f"loan:{loan.id}", job_id=job.id, transfer_id=transfer.id)

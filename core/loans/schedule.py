@@ -57,3 +57,26 @@ def annuity_schedule(principal: int, annual_rate: Decimal, term_months: int, dis
             due = add_months(disbursed_on, number)
             items.append(Instalment(number, due, repaid + interest, repaid, interest))
     return items
+
+
+def rescheduled(
+    balance: int, annual_rate: Decimal, instalments: int, *, days_left: int, period_days: int
+) -> list[tuple[int, int]]:
+    """(principal, interest) of each of the remaining `instalments` after an early repayment left `balance` owed,
+    the first of them `days_left` days away in a period of `period_days`. Every remaining due date asks the same
+    new annuity payment (the last absorbs the rounding); the first one's interest is only what accrues on the new
+    balance for the rest of its period (what accrued before was paid with the early repayment)."""
+    payment = monthly_payment(balance, annual_rate, instalments)
+    items: list[tuple[int, int]] = []
+    with localcontext() as ctx:
+        ctx.prec = 50
+        r = annual_rate / 12
+        for number in range(1, instalments + 1):
+            if number == 1:
+                interest = _minor(balance * r * days_left / period_days) if period_days > 0 else 0
+            else:
+                interest = _minor(balance * r)
+            repaid = balance if number == instalments else max(0, min(payment - interest, balance))
+            balance -= repaid
+            items.append((repaid, interest))
+    return items

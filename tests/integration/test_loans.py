@@ -225,6 +225,7 @@ def test_approval_disburses_once_under_duplicate_delivery_and_writes_the_schedul
             "payment": "340.02",
             "principal": "330.02",
             "interest": "10.00",
+            "late_fee": "0.00",
             "status": "due",
         },
         {
@@ -233,6 +234,7 @@ def test_approval_disburses_once_under_duplicate_delivery_and_writes_the_schedul
             "payment": "340.02",
             "principal": "333.32",
             "interest": "6.70",
+            "late_fee": "0.00",
             "status": "due",
         },
         {
@@ -241,6 +243,7 @@ def test_approval_disburses_once_under_duplicate_delivery_and_writes_the_schedul
             "payment": "340.03",
             "principal": "336.66",
             "interest": "3.37",
+            "late_fee": "0.00",
             "status": "due",
         },
     ]
