@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from core.db import Database
-from core.revocation import DatabaseRevocations, RedisRevocations, RevocationStore
+from core.revocation import DatabaseRevocations, LocalRevocations, RedisRevocations, RevocationStore
 from core.settings import Settings
 
 
@@ -13,6 +13,8 @@ class Bank:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.db = Database(self.settings.database_url, pool_size=pool_size)
         durable = DatabaseRevocations(self.db)
-        self.revocations: RevocationStore = (
+        store: RevocationStore = (
             RedisRevocations(self.settings.redis_url, durable) if self.settings.redis_url else durable
         )
+        # On SQLite the database is a local file: its check costs no network round trip to save.
+        self.revocations: RevocationStore = LocalRevocations(store, durable) if self.db.is_postgres else store

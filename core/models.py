@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -79,6 +80,8 @@ class RevokedToken(Base):
     __tablename__ = "revoked_tokens"
     jti: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(Timestamp, index=True)
+    # The database's clock when the revocation was written: API processes read what is new since they last looked.
+    revoked_at: Mapped[datetime] = mapped_column(Timestamp, server_default=func.now(), index=True)
 
 
 class Account(Base):

@@ -1,15 +1,18 @@
-"""Revoked token ids. The database keeps every revocation; on the real stack Redis answers the per-request
-check, re-filled from the database whenever it has not been synchronised for a while (so a Redis restart,
-which keeps nothing on disk, or an outage never makes a revoked token valid again)."""
+"""Revoked token ids. The database keeps every revocation. On PostgreSQL each API process keeps a copy of the
+unexpired ones in memory, refreshed from the database four times a second (LocalRevocations), so the per-request
+check costs no network round trip; while that copy is not fresh the check asks Redis, re-filled from the database
+whenever it has not been synchronised for a while (so a Redis restart, which keeps nothing on disk, or an outage
+never makes a revoked token valid again), and the database when Redis cannot answer."""
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -21,6 +24,14 @@ log = logging.getLogger(__name__)
 SYNC_SECONDS = 30
 # After Redis fails to answer, requests ask the database alone for this long instead of each waiting on Redis.
 REDIS_PAUSE_SECONDS = 2.0
+LOCAL_REFRESH_SECONDS = 0.25
+# A local copy read longer ago than this is not trusted: checks ask the store until a refresh succeeds again. So a
+# token revoked on any process stops working everywhere within this, whatever happens to the refreshing thread.
+LOCAL_MAX_AGE_SECONDS = 0.75
+# Each refresh re-reads revocations written this long before the last read's database time: a revocation's time is
+# taken before it commits, and a short transaction commits well within this.
+LOCAL_OVERLAP = timedelta(seconds=5)
+LOCAL_RESYNC_SECONDS = 300.0
 
 
 class RevocationStore(Protocol):
@@ -41,6 +52,15 @@ class DatabaseRevocations:
     def is_revoked(self, jti: str) -> bool:
         with self.db.transaction() as s:
             return s.scalar(select(RevokedToken.jti).where(RevokedToken.jti == jti)) is not None
+
+    def written_since(self, since: datetime | None) -> tuple[list[tuple[str, datetime]], datetime]:
+        """Unexpired revocations written after `since` (all when None), and the database's time of the read."""
+        with self.db.transaction() as s:
+            now: datetime = s.execute(select(func.now())).scalar_one()
+            query = select(RevokedToken.jti, RevokedToken.expires_at).where(RevokedToken.expires_at > now)
+            if since is not None:
+                query = query.where(RevokedToken.revoked_at > since)
+            return [(jti, expires_at) for jti, expires_at in s.execute(query)], now
 
     def unexpired(self) -> list[tuple[str, datetime]]:
         with self.db.transaction() as s:
@@ -106,3 +126,70 @@ class RedisRevocations:
         for jti, expires_at in self.durable.unexpired():
             self._cache(jti, expires_at)
         self.redis.set("bankq:revoked:synced", b"1", ex=SYNC_SECONDS)
+
+
+class LocalRevocations:
+    """The unexpired revoked ids in this process's memory, kept current by one thread reading what the database
+    gained since its last read (every LOCAL_REFRESH_SECONDS; everything again every LOCAL_RESYNC_SECONDS). A
+    revocation made here is in the copy at once; one made by another process within a refresh. When the copy is
+    older than LOCAL_MAX_AGE_SECONDS (the database slow or down, the thread stuck), each check asks `store`."""
+
+    def __init__(
+        self, store: RevocationStore, durable: DatabaseRevocations, *, refresh_seconds: float = LOCAL_REFRESH_SECONDS,
+        max_age_seconds: float = LOCAL_MAX_AGE_SECONDS,
+    ) -> None:
+        self.store, self.durable = store, durable
+        self._refresh, self._max_age = refresh_seconds, max_age_seconds
+        self._lock = threading.Lock()
+        self._revoked: dict[str, datetime] = {}
+        self._read_at = -1.0e9  # monotonic time a successful refresh started
+        self._since: datetime | None = None
+        self._full_at = -1.0e9
+        self._thread: threading.Thread | None = None
+        self._failing = False
+
+    def revoke(self, jti: str, expires_at: datetime) -> None:
+        self.store.revoke(jti, expires_at)
+        with self._lock:
+            self._revoked[jti] = expires_at
+
+    def is_revoked(self, jti: str) -> bool:
+        if self._thread is None:
+            self._start()
+        if time.monotonic() - self._read_at <= self._max_age:
+            return jti in self._revoked
+        return self.store.is_revoked(jti)
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="bankq-revocations", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            started = time.monotonic()
+            try:
+                self.refresh()
+                self._read_at = started
+                if self._failing:
+                    self._failing = False
+                    log.warning("revocations: the local copy is current again")
+            except Exception as exc:  # the database is away: checks ask the store meanwhile
+                if not self._failing:
+                    self._failing = True
+                    log.warning("revocations: cannot refresh the local copy (%s); checks ask the store", exc)
+            time.sleep(max(0.0, self._refresh - (time.monotonic() - started)))
+
+    def refresh(self) -> None:
+        since = self._since
+        full = since is None or time.monotonic() - self._full_at > LOCAL_RESYNC_SECONDS
+        rows, now = self.durable.written_since(None if full or since is None else since - LOCAL_OVERLAP)
+        with self._lock:
+            if full:
+                kept = {jti: at for jti, at in self._revoked.items() if as_utc(at) > as_utc(now)}
+                self._revoked = {**kept, **dict(rows)}
+                self._full_at = time.monotonic()
+            else:
+                self._revoked.update(rows)
+        self._since = now

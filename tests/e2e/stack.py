@@ -115,7 +115,7 @@ class Stack:
         path = self.logs / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def start_api(self) -> str:
+    def start_api(self, workers: int = 1) -> str:
         port = free_port()
         self._spawn(
             "api",
@@ -127,7 +127,7 @@ class Stack:
                 "--bind",
                 f"127.0.0.1:{port}",
                 "--workers",
-                "1",
+                str(workers),
                 "--threads",
                 "8",
                 "--no-control-socket",

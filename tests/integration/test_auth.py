@@ -166,3 +166,46 @@ def test_revocations_survive_a_redis_restart_and_outage(bank, client):
     unreachable = RedisRevocations("redis://127.0.0.1:1/0", DatabaseRevocations(bank.db))
     assert unreachable.is_revoked(jti) is True
     assert unreachable.is_revoked("never-revoked") is False
+
+
+def test_a_process_sees_a_revocation_made_by_another_within_a_second_and_asks_the_store_when_its_copy_is_stale(
+    bank,
+):
+    import time
+    from datetime import UTC, datetime, timedelta
+
+    from core.db import Database
+    from core.revocation import DatabaseRevocations, LocalRevocations
+
+    class Asked:
+        """The store behind the copy, counting how often a check had to ask it."""
+
+        def __init__(self) -> None:
+            self.asked = 0
+
+        def is_revoked(self, jti: str) -> bool:
+            self.asked += 1
+            return durable.is_revoked(jti)
+
+        def revoke(self, jti: str, expires_at: datetime) -> None:
+            durable.revoke(jti, expires_at)
+
+    durable, store = DatabaseRevocations(bank.db), Asked()
+    here, there = LocalRevocations(store, durable), LocalRevocations(store, durable)
+    assert not here.is_revoked("j-1") and not there.is_revoked("j-1")
+    time.sleep(0.5)  # both copies loaded
+    asked = store.asked
+    there.revoke("j-1", datetime.now(UTC) + timedelta(minutes=5))
+    assert there.is_revoked("j-1")  # at once where it was made
+    started = time.monotonic()
+    while not here.is_revoked("j-1"):
+        assert time.monotonic() - started < 1.0
+        time.sleep(0.01)
+    assert store.asked == asked  # answered from memory: no round trip per check
+
+    # A copy that cannot refresh (its database is gone) is never trusted: each check asks the store.
+    gone = DatabaseRevocations(Database("postgresql+psycopg://nobody@127.0.0.1:1/none"))
+    stale = LocalRevocations(durable, gone)
+    assert stale.is_revoked("j-1") is True and stale.is_revoked("j-2") is False
+    time.sleep(0.5)
+    assert stale.is_revoked("j-1") is True
