@@ -31,6 +31,8 @@ TEMPLATES: dict[str, Template] = {
     "password_reset": Template("Reset your bankq password", ("code", "expires_minutes")),
     "transfer_posted": Template("Your transfer is complete", ("amount", "currency", "transfer_id")),
     "transfer_failed": Template("Your transfer could not be completed", ("amount", "currency", "transfer_id")),
+    # Several transfers of one customer finished since the last sweep: one email lists them all.
+    "transfer_receipts": Template("Your transfers", ("transfers",)),
     "transfer_confirmation": Template("Confirm your transfer", ("code", "amount", "currency", "payee")),
     "kyc_outcome": Template("Your identity check", ("status",)),
     "reminder": Template("A reminder from bankq", ("message",)),

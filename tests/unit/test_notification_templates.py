@@ -20,6 +20,11 @@ SAMPLES = {
     "transfer_failed": {
         "amount": "12.50", "currency": "EUR", "transfer_id": "t-1", "failure_code": "insufficient_funds"
     },
+    "transfer_receipts": {"transfers": [
+        {"amount": "12.50", "currency": "EUR", "transfer_id": "t-1", "status": "posted", "failure_code": None},
+        {"amount": "99.00", "currency": "EUR", "transfer_id": "t-2", "status": "failed",
+         "failure_code": "insufficient_funds"},
+    ]},
     "transfer_confirmation": {"code": "482913", "amount": "1200.00", "currency": "EUR", "payee": "Ada"},
     "kyc_outcome": {"status": "rejected", "reasons": ["document_expired", "name_mismatch"]},
     "kyc_reminder": {"days": 6},
@@ -43,8 +48,9 @@ def test_renders_every_value_it_is_given(name: str) -> None:
     context = SAMPLES[name]
     email, sms = render_email(name, context), render_sms(name, context)
     assert email.subject == TEMPLATES[name].subject and email.html and "<html" in email.html
-    for key, value in context.items():
-        if key in ("purpose", "status", "reasons"):
+    values = [(k, v) for line in context.get("transfers", []) for k, v in line.items() if k != "status"]
+    for key, value in [*context.items(), *values]:
+        if key in ("purpose", "status", "reasons", "transfers") or value is None:
             continue
         assert str(value) in email.text and str(value) in email.html, key
     assert len(sms.text) <= 160 and "\n" not in sms.text
