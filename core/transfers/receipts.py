@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -71,6 +72,7 @@ def _sweep(s: Session, limit: int) -> tuple[int, int]:
         owner = s.get(User, owner_id)
         if owner is None:
             continue
+        context: dict[str, Any]
         if len(transfers) == 1:
             t = transfers[0]
             template, context = ("transfer_posted" if t.status == "posted" else "transfer_failed"), _line(t)
