@@ -302,6 +302,41 @@ def parse(lines: Sequence[str], *, today: date | None = None) -> Mrz:
     )
 
 
+# --- look-alike characters the check digit cannot tell apart --------------------------------------------------
+
+LOOKALIKES = {"O": "0", "0": "O", "I": "1", "1": "I", "B": "8", "8": "B", "S": "5", "5": "S", "Z": "2", "2": "Z"}
+_MAX_LOOKALIKES = 10  # per field: 2**10 alternative readings at most
+
+
+def doubtful_positions(found: Mrz) -> set[tuple[int, int]]:
+    """(line, column) of the look-alike characters (O/0, I/1, B/8, S/5, Z/2) in the fields that a check digit
+    covers but no character class does (the document number, TD3's personal number) where reading the look-alike
+    instead still passes the check digit. There the check digit proves nothing: O counts 24 and 0 counts 0, so two
+    zeros read as O at weights 7 and 3 add 8 + 2 and the digit still matches. Only evidence from elsewhere (the
+    document's own prints of each character) may decide such a position."""
+    layout = _layout_for(found.lines)
+    if layout is None:
+        return set()
+    fields = [(layout.number, layout.number_check, False)]
+    if layout.optional_check is not None:
+        fields.append((layout.optional[0], layout.optional_check, True))
+    doubtful: set[tuple[int, int]] = set()
+    for span, check_span, may_be_filler in fields:
+        line, start, end = span
+        value, digit = found.lines[line][start:end], _get(found.lines, check_span)
+        if digit == FILLER or not _passes(value, digit, empty_may_be_filler=may_be_filler):
+            continue  # an overflowing long number is checked elsewhere; a failing field fails anyway
+        spots = [i for i, ch in enumerate(value) if ch in LOOKALIKES][:_MAX_LOOKALIKES]
+        for mask in range(1, 2 ** len(spots)):
+            flipped = [i for bit, i in enumerate(spots) if mask >> bit & 1]
+            other = list(value)
+            for i in flipped:
+                other[i] = LOOKALIKES[other[i]]
+            if _passes("".join(other), digit):
+                doubtful |= {(line, start + i) for i in flipped}
+    return doubtful
+
+
 # --- OCR clean-up --------------------------------------------------------------------------------------------
 
 _TO_DIGIT = str.maketrans("OQDILZSGBT", "0001125687")

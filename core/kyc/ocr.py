@@ -16,7 +16,9 @@
    misreads them as K, X, E, S...); tesseract (LSTM only, `--psm 6`, whitelist, dictionaries off) reads the
    letters and digits alone, mapped back to their glyphs by its character boxes, and `mrz.read` parses the lines;
 6. look-alike letters and digits (0/O, 9/O, 8/B, ...) in document numbers and optional data are re-decided by the
-   document's own prints of each; a name or country letter that looks like another letter's prints fails a check;
+   document's own prints of each; a name or country letter that looks like another letter's prints fails a check,
+   and so does a look-alike (O/0, I/1, B/8, S/5, Z/2) in a document or personal number that the check digit
+   cannot decide (its look-alike passes too) unless the prints clearly decide it: doubt is never valid;
 7. fields no check digit covers (names, country codes, nationality, sex) must be read the same from two different
    crops before a reading verifies; it stops there, else keeps the best parse (most passing checks), within
    `TIME_BUDGET` seconds and `MAX_ATTEMPTS` tesseract runs, so a hostile or blank image cannot run for ever.
@@ -103,8 +105,11 @@ def read_document(
                 continue
             if variant.template is not None and variant.dark is not None:
                 resolved = _resolve_lookalikes(found, variant.template, variant.dark, today)
-                if resolved is not found:
-                    found, text = resolved, "\n".join(resolved.lines)
+                if resolved.lines != found.lines:
+                    text = "\n".join(resolved.lines)
+                found = resolved
+            else:
+                found = _doubts_settled(found, {})
             found = _agrees(found, variant.template or (templates[0] if templates else None))
             seen.append(_Seen(found, text, variant.source))
             if _settled(seen):
@@ -652,29 +657,43 @@ class _Print:
         )
 
 
-def _resolve_lookalikes(found: Mrz, template: list[list[_Glyph]], dark: np.ndarray, today: date | None) -> Mrz:
-    """`found` with the glyphs of its letter-and-digit fields re-decided by the document's own prints, and a failing
-    check `lookalikes` if a letter of a name or country code looks more like the prints of another letter."""
-    lines = found.lines
-    if [len(line) for line in lines] != [len(line) for line in template]:
-        return found
-    letters, digits = _typed(lines)
+Scores = dict[tuple[int, int], dict[str, float]]
+
+
+def _scores(lines: tuple[str, ...], template: list[list[_Glyph]], dark: np.ndarray) -> Scores:
+    """For each glyph of the MRZ, its best likeness to the document's other prints of each character."""
     prints: dict[tuple[int, int], _Print] = {}
     for row, line in enumerate(template):
         for col, glyph in enumerate(line):
             if not glyph.filler and lines[row][col] != "<":
                 prints[row, col] = _Print(dark[glyph.top : glyph.bottom, glyph.left : glyph.right])
-    chars = [list(line) for line in lines]
-    doubts = 0
+    scores: Scores = {}
     for position, ink in prints.items():
-        if position in digits:
-            continue  # mrz.clean made it a digit, and a check digit covers it
-        char = lines[position[0]][position[1]]
-        score: dict[str, float] = {}  # the best likeness to each character's other prints
+        score: dict[str, float] = {}
         for other_position, other in prints.items():
             if other_position != position:
                 other_char = lines[other_position[0]][other_position[1]]
                 score[other_char] = max(score.get(other_char, -1.0), ink.likeness(other))
+        scores[position] = score
+    return scores
+
+
+def _resolve_lookalikes(found: Mrz, template: list[list[_Glyph]], dark: np.ndarray, today: date | None) -> Mrz:
+    """`found` with the glyphs of its letter-and-digit fields re-decided by the document's own prints, and a failing
+    check `lookalikes` if a letter of a name or country code looks more like the prints of another letter, or if a
+    look-alike in the document number or personal number is one the check digit cannot decide and the prints do
+    not decide either (see `_doubts_settled`)."""
+    lines = found.lines
+    if [len(line) for line in lines] != [len(line) for line in template]:
+        return _doubts_settled(found, {})
+    letters, digits = _typed(lines)
+    scores = _scores(lines, template, dark)
+    chars = [list(line) for line in lines]
+    doubts = 0
+    for position, score in scores.items():
+        if position in digits:
+            continue  # mrz.clean made it a digit, and a check digit covers it
+        char = lines[position[0]][position[1]]
         rivals = [c for c in score if c != char and (position not in letters or c.isalpha())]
         if not rivals:
             continue
@@ -693,7 +712,25 @@ def _resolve_lookalikes(found: Mrz, template: list[list[_Glyph]], dark: np.ndarr
             pass
     if doubts:
         result = replace(result, checks={**result.checks, "lookalikes": False})
-    return result
+    return _doubts_settled(result, scores)
+
+
+def _doubts_settled(found: Mrz, scores: Scores) -> Mrz:
+    """A look-alike the check digit cannot decide (mrz.doubtful_positions) must be decided by the document's own
+    prints: either it looks like the other prints of the character read and clearly less like those of its
+    look-alike, or the document has no other print of the character read but does print the look-alike, and this
+    glyph clearly is not that. Otherwise the reading fails the check `lookalikes`: doubt is never valid. A reading
+    without glyph prints (no template) has no such evidence."""
+    for row, col in mrz.doubtful_positions(found):
+        char = found.lines[row][col]
+        score = scores.get((row, col), {})
+        mine, rival = score.get(char), score.get(mrz.LOOKALIKES[char])
+        if mine is not None and mine >= _SAME_GLYPH and (rival is None or mine > rival + 0.05):
+            continue
+        if mine is None and rival is not None and rival < _SAME_GLYPH - 0.05:
+            continue
+        return replace(found, checks={**found.checks, "lookalikes": False})
+    return found
 
 
 # --- the variants to read ---------------------------------------------------------------------------------------

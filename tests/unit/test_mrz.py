@@ -534,3 +534,35 @@ def test_a_digit_substitution_is_always_detected(doc: dict, data: st.DataObject)
     line, pos = data.draw(st.sampled_from(spots))
     new = data.draw(st.sampled_from(DIGITS.replace(lines[line][pos], "")))
     assert not parse(replace(tuple(lines), line, pos, new), today=TODAY).valid
+
+
+def _td3_with_number(number: str) -> list[str]:
+    """The TD3 specimen with another document number, its check digit and the composite recomputed."""
+    from core.kyc.mrz import check_digit
+
+    line2 = number + check_digit(number) + TD3[1][10:43]
+    line2 += check_digit(line2[0:10] + line2[13:20] + line2[21:43])
+    return [TD3[0], line2]
+
+
+def test_zeros_read_as_o_that_still_pass_the_check_digit_are_doubtful() -> None:
+    """O counts 24, 0 counts 0: two zeros read as O at weights 7 and 3 add 168 + 72, 0 modulo 10."""
+    from core.kyc.mrz import doubtful_positions
+
+    truth = parse(_td3_with_number("100000003"), today=TODAY)
+    # Weights run 7, 3, 1 from position 0: the O's at positions 3 (weight 7) and 4 (weight 3).
+    misread_lines = [truth.lines[0], truth.lines[1][:3] + "OO" + truth.lines[1][5:]]
+    misread = parse(misread_lines, today=TODAY)
+    assert misread.valid and misread.document_number == "100OO0003"  # every check digit passes: a wrong reading
+    assert {(1, 3), (1, 4)} <= doubtful_positions(misread)
+    assert doubtful_positions(truth)  # read right, the zeros are just as doubtful: only the prints can decide
+
+
+def test_a_number_whose_look_alikes_fail_the_check_digit_is_not_doubtful() -> None:
+    from core.kyc.mrz import doubtful_positions
+
+    plain = parse(_td3_with_number("L7K9ACX4H"), today=TODAY)  # no O/0, I/1, B/8, S/5, Z/2 in it
+    assert plain.valid and {p for p in doubtful_positions(plain) if p[1] < 9} == set()  # the personal number may be
+    specimen = parse(TD3, today=TODAY)
+    for line, col in doubtful_positions(specimen):
+        assert specimen.lines[line][col] in "O0I1B8S5Z2"

@@ -181,3 +181,34 @@ def test_a_hostile_image_is_bounded_by_the_budget() -> None:
     reading = ocr.read_document(stripes, time_budget=3.0)
     assert reading.seconds < 3.0 + SLACK
     assert reading.attempts <= ocr.MAX_ATTEMPTS
+
+
+def test_a_look_alike_the_check_digit_cannot_decide_needs_the_documents_prints_to_decide_it() -> None:
+    """Two zeros of a document number read as O at weights 7 and 3 still pass the check digit: the reading is valid
+    as text, and wrong. It may only verify if the document's own prints decide each such O."""
+    from datetime import date
+
+    from core.kyc.mrz import check_digit, parse
+    from core.kyc.ocr import _doubts_settled
+
+    number = "100OO0003"
+    line2 = number + check_digit("100000003") + "UTO7408122F1204159<<<<<<<<<<<<<<<"
+    line2 += check_digit(line2[0:10] + line2[13:20] + line2[21:43])
+    misread = parse(["P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<", line2], today=date(2024, 6, 1))
+    assert misread.valid  # the check digits cannot tell
+    from core.kyc.mrz import LOOKALIKES, doubtful_positions
+
+    doubtful = doubtful_positions(misread)
+    o_positions = {(1, 3), (1, 4)}
+    assert o_positions <= doubtful
+
+    def prints(at_os: dict[str, float]) -> dict[tuple[int, int], dict[str, float]]:
+        """Every other doubtful glyph clearly looks like what was read; the O's as given."""
+        scores = {p: {misread.lines[p[0]][p[1]]: 0.9, LOOKALIKES[misread.lines[p[0]][p[1]]]: 0.7} for p in doubtful}
+        return {**scores, **{p: at_os for p in o_positions}}
+
+    assert _doubts_settled(misread, {}).checks["lookalikes"] is False  # no prints: no evidence
+    assert _doubts_settled(misread, prints({"0": 0.88, "O": 0.7})).checks["lookalikes"] is False  # zeros, really
+    assert _doubts_settled(misread, prints({"0": 0.88})).checks["lookalikes"] is False
+    assert _doubts_settled(misread, prints({"O": 0.9, "0": 0.7})).valid  # they look like this document's O's
+    assert _doubts_settled(misread, prints({"0": 0.6})).valid  # no other O printed, and clearly not its zeros
