@@ -34,8 +34,16 @@ def send(task_name: str, queue: str, job_id: str) -> None:
 
 def publish_now(db: Database, messages: list[Outgoing]) -> None:
     """The publisher of workers (beat ticks run in them too): send right after the task's commit. A failure
-    is logged by the unit of work and the rows stay for the outbox relay."""
-    outbox.publish(db, send, messages)
+    is logged by the unit of work and the rows stay for the outbox relay, which is all that tries for a few
+    seconds afterwards, so tasks do not wait on a dead broker one commit after another."""
+    global _broker_down_until
+    if time.monotonic() < _broker_down_until:
+        return
+    try:
+        outbox.publish(db, send, messages)
+    except Exception:
+        _broker_down_until = time.monotonic() + BREAKER_SECONDS
+        raise
 
 
 def publish_soon(db: Database, messages: Iterable[Outgoing | int]) -> None:
