@@ -4,6 +4,7 @@ failure's record and then raises the failure."""
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -11,10 +12,13 @@ import redis
 from sqlalchemy import func, select
 
 from core import audit, jobs, outbox, users
+from core.bank import Bank
 from core.clock import clock
 from core.db import Recorded
 from core.errors import Unauthorized, ValidationFailed
 from core.models import AuditEvent, Job, OutboxMessage, User
+from core.settings import Settings
+from core.setup import prepare
 from tasks import publisher
 from tests.support import PASSWORD, Recorder, auth_headers, make_user
 
@@ -147,3 +151,23 @@ def test_a_wrong_password_is_counted_though_the_login_fails(bank):
     assert bank.db.get(User, user.id).failed_logins == 2
     users.authenticate(bank.db, bank.settings, user.username, PASSWORD)
     assert bank.db.get(User, user.id).failed_logins == 0
+
+
+def test_the_embedded_default_publishes_after_commit_alike(tmp_path):
+    settings = Settings.from_env({"BANKQ_DATA_DIR": str(tmp_path), "BANKQ_SECRET_KEY": os.environ["BANKQ_SECRET_KEY"]})
+    lite = Bank(settings)
+    try:
+        assert not lite.db.is_postgres
+        prepare(lite)
+        lite.db.publisher = recorder = Recorder()
+        with pytest.raises(ValidationFailed), lite.db.transaction() as s:
+            jobs.add_message(s, "notify.send", "notify", "rolled-back")
+            raise ValidationFailed("no")
+        with pytest.raises(ValidationFailed), lite.db.transaction() as s:
+            jobs.add_message(s, "notify.send", "notify", "recorded")
+            raise Recorded(ValidationFailed("no"))
+        with lite.db.transaction() as s:
+            jobs.add_message(s, "notify.send", "notify", "committed")
+        assert recorder.job_ids == ["recorded", "committed"] and outbox.pending(lite.db) == 2
+    finally:
+        lite.db.dispose()
