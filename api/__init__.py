@@ -19,6 +19,7 @@ from api.streams import init_streams
 from core.bank import Bank
 from core.errors import NotFound
 from core.settings import Settings
+from tasks.publisher import publish_soon
 
 JSON_TYPES = ("application/json",)
 UPLOAD_ENDPOINTS = {"kyc.upload_document"}
@@ -52,6 +53,7 @@ class ProblemApi(Api):
 
 def create_app(settings: Settings | None = None, bank: Bank | None = None) -> Flask:
     bank = bank or Bank(settings)
+    bank.db.publisher = publish_soon  # what a request commits to the outbox is sent just after, in the background
     # The package, never the project name: in a checkout folder named bankq, "bankq" is a namespace package.
     app = Flask(__name__)
     app.config.update(

@@ -1,4 +1,4 @@
-"""The shared shape of every job POST: Idempotency-Key in, 202 + Location out, publish after commit."""
+"""The shared shape of every job POST: Idempotency-Key in, 202 + Location out (the unit of work publishes)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,7 @@ from typing import Any
 
 from flask import request
 
-from api.security import bank
 from core.idempotency import Accepted, check_key
-from tasks.publisher import publish_soon
 
 IDEMPOTENCY_HEADER = {
     "in": "header",
@@ -42,8 +40,6 @@ def raw_body() -> Any:
 
 
 def job_response(accepted: Accepted) -> tuple[dict[str, Any], int, dict[str, str]]:
-    if not accepted.replayed:
-        publish_soon(bank().db, accepted.messages)
     headers = {"Location": accepted.body["links"]["self"], "Retry-After": "1"}
     if accepted.replayed:
         headers["Idempotent-Replayed"] = "true"

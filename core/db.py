@@ -1,20 +1,44 @@
-"""Engines and transactions. SQLite (embedded default) serialises writers with BEGIN IMMEDIATE."""
+"""Engines and the unit of work: a transaction that publishes the outbox rows it wrote once it has committed.
+SQLite (embedded default) serialises writers with BEGIN IMMEDIATE."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.errors import DependencyUnavailable
+from core.models import OutboxMessage
+from core.outbox import Outgoing, outgoing
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+# publisher(db, messages) hands committed outbox rows to the broker. The process installs one at start-up (the API
+# a batching one, workers a direct one); without one, or when it fails, the outbox relay sends the rows.
+Publisher = Callable[["Database", list[Outgoing]], None]
+_WRITTEN = "bankq.outbox.written"
+
+
+class Recorded(Exception):
+    """A failure that must be recorded before the caller hears of it (a counted attempt, a failed job, an audit
+    row). Raised inside `Database.transaction()`, the transaction commits what it wrote instead of rolling back,
+    and then `error` is raised. Not for a savepoint (`begin_nested`): that one still rolls back."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+def publish_after_commit(session: Session, message: OutboxMessage) -> None:
+    """Remember an outbox row written in this session: its transaction publishes it once it has committed."""
+    session.info.setdefault(_WRITTEN, []).append(message)
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
@@ -62,6 +86,7 @@ class Database:
         # SQLite serialises writers with BEGIN IMMEDIATE, and its round trips cost nothing).
         self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT") if self.is_postgres else None
         self._single = sessionmaker(self._autocommit or self.engine, expire_on_commit=False)
+        self.publisher: Publisher | None = None
 
     @property
     def is_postgres(self) -> bool:
@@ -69,12 +94,43 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
+        """One unit of work: commits when the block ends, rolls back when it raises (unless it raises `Recorded`).
+        The outbox rows it wrote are handed to the publisher after the commit; a rollback publishes nothing."""
         session = self._sessions()
+        failure: Exception | None = None
         try:
             with _outage_is_503(), session.begin():
-                yield session
+                try:
+                    yield session
+                except Recorded as recorded:
+                    failure = recorded.error
+            written = _committed_messages(session)
         finally:
             session.close()
+        if written:
+            self._publish(written)
+        if failure is not None:
+            raise failure
+
+    @contextmanager
+    def recording_failure(self, record: Callable[[Session], None]) -> Iterator[None]:
+        """`Recorded` for work done outside any transaction (OCR, rendering): if the block raises, `record` writes
+        the failure in a transaction of its own, and then the error goes on to the caller."""
+        try:
+            yield
+        except Exception as exc:
+            with self.transaction() as s:
+                record(s)
+                raise Recorded(exc) from None
+
+    def _publish(self, messages: list[Outgoing]) -> None:
+        if self.publisher is None:
+            return  # the outbox relay sends them
+        try:
+            self.publisher(self, messages)
+        except Exception as exc:  # committed is committed: the relay sends what the broker did not take
+            log.warning("publishing after commit failed (%s: %s); the outbox relay will send it",
+                        type(exc).__name__, exc)
 
     @contextmanager
     def single(self) -> Iterator[Session]:
@@ -112,6 +168,12 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _committed_messages(session: Session) -> list[Outgoing]:
+    """The rows this transaction wrote and committed: one written in a savepoint that rolled back is gone."""
+    written = session.info.pop(_WRITTEN, ())
+    return [outgoing(m) for m in written if inspect(m).persistent]
 
 
 @contextmanager

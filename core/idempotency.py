@@ -5,20 +5,18 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.clock import as_utc, utcnow
 from core.db import Database
 from core.errors import BadRequest, Conflict, ValidationFailed
-from core.jobs import written_messages
-from core.models import IdempotencyKey, OutboxMessage
-from core.outbox import Outgoing, outgoing
+from core.models import IdempotencyKey
 
 
 @dataclass
@@ -26,11 +24,6 @@ class Accepted:
     status: int
     body: dict[str, Any]
     replayed: bool
-    messages: list[Outgoing] = field(default_factory=list)  # to publish after commit
-
-    @property
-    def outbox_ids(self) -> list[int]:
-        return [m.id for m in self.messages]
 
 
 def check_key(key: str | None) -> str:
@@ -119,7 +112,6 @@ def _accept_in(
                 "This Idempotency-Key was used with a different request.", code="idempotency_key_reused"
             )
         return Accepted(existing.response_status, existing.response_body, replayed=True)
-    already_written = len(written_messages(s))
     status, body, job_id = create(s)
     s.add(
         IdempotencyKey(
@@ -133,14 +125,8 @@ def _accept_in(
             expires_at=now + timedelta(seconds=ttl),
         )
     )
-    # Everything this request wrote to the outbox (the job's message, and e.g. a one-time code's email): the
-    # session holds them, so they get their ids from the flush and need not be read back.
-    written = written_messages(s)[already_written:]
     s.flush()
-    messages = [outgoing(o) for o in written]
-    if job_id and not messages:  # none in the session (e.g. a scheduled job has none): ask the database
-        messages = [outgoing(o) for o in s.scalars(select(OutboxMessage).where(OutboxMessage.job_id == job_id))]
-    return Accepted(status, body, replayed=False, messages=messages)
+    return Accepted(status, body, replayed=False)
 
 
 def purge_expired(db: Database) -> int:

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.clock import as_utc, isoformat, utcnow
-from core.db import Database
+from core.db import Database, publish_after_commit
 from core.errors import NotFound
 from core.models import Job, OutboxMessage, User
 from core.pagination import newest_first
@@ -94,19 +94,11 @@ def enqueue(session: Session, job: Job) -> OutboxMessage:
 
 
 def add_message(session: Session, task_name: str, queue: str, message_id: str) -> OutboxMessage:
-    """An outbox row in this transaction. The session keeps a strong reference to every one, so the code that
-    commits can publish them all at once (see `written_messages`)."""
+    """An outbox row in this transaction, published once the transaction has committed (relayed if not)."""
     message = OutboxMessage(task_name=task_name, queue=queue, job_id=message_id)
     session.add(message)
-    session.info.setdefault(_WRITTEN, []).append(message)
+    publish_after_commit(session, message)
     return message
-
-
-def written_messages(session: Session) -> list[OutboxMessage]:
-    return list(session.info.get(_WRITTEN, []))
-
-
-_WRITTEN = "bankq.outbox.written"
 
 
 def finish(

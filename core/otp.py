@@ -1,19 +1,14 @@
 """One-time codes: issued in the caller's transaction and sent as a notification; only an HMAC is ever stored.
 
-Verifying counts a wrong code in the caller's session and then raises. The caller must COMMIT that session before
-passing the error on (a rollback would hand the guesser the attempt back), the way `users.authenticate` keeps its
-failure until its transaction is over:
+Verifying counts a wrong code in the caller's session and then raises. The caller must commit that session before
+passing the error on (a rollback would hand the guesser the attempt back): it raises `Recorded`, which does that.
 
-    failure = None
     with db.transaction() as s:
         try:
             otp.verify_for_subject(s, settings, user, purpose="transfer", subject_id=t.id, code=code, binding=b)
         except BankqError as exc:
-            failure = exc
-        else:
-            ...the effect the code unlocks, in the same transaction as the code being used up...
-    if failure is not None:
-        raise failure
+            raise Recorded(exc) from None
+        ...the effect the code unlocks, in the same transaction as the code being used up...
 
 `verify_own_code` does exactly that for a caller with nothing else to write.
 """
@@ -34,12 +29,11 @@ from sqlalchemy.orm import Session
 
 from core import jobs
 from core.clock import as_utc, isoformat, utcnow
-from core.db import Database
+from core.db import Database, Recorded
 from core.errors import BankqError, Gone, NotFound, RateLimited, ValidationFailed
 from core.idempotency import Accepted, accept, fingerprint
-from core.models import OneTimeCode, OutboxMessage, User, new_id
+from core.models import OneTimeCode, User, new_id
 from core.notifications import queue_notification
-from core.outbox import Outgoing, outgoing
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -58,8 +52,6 @@ _PEPPER_LABEL = b"bankq one-time-code pepper v1"
 class IssuedCode:
     otp_id: str
     expires_at: datetime
-    # The notification's outbox rows: publish them after commit to send at once (the relay sends them otherwise).
-    messages: tuple[Outgoing, ...] = ()
 
 
 class CodeRejected(ValidationFailed):
@@ -161,7 +153,6 @@ def issue_code(
     )
     otp.code_hash = code_hash(settings, otp.id, code)
     session.add(otp)
-    already = {id(o) for o in session.new}
     queue_notification(
         session,
         user=user,
@@ -174,10 +165,9 @@ def issue_code(
             "expires_minutes": int(CODE_TTL.total_seconds() // 60),
         },
     )
-    written = [o for o in session.new if isinstance(o, OutboxMessage) and id(o) not in already]
     session.flush()
     log.info("otp: issued %s (%s by %s) for user %s", otp.id, purpose, channel, user.id)
-    return IssuedCode(otp.id, as_utc(otp.expires_at), tuple(outgoing(o) for o in written))
+    return IssuedCode(otp.id, as_utc(otp.expires_at))
 
 
 def _check(session: Session, settings: Settings, otp: OneTimeCode, code: str, binding: str | None) -> None:
@@ -257,17 +247,14 @@ def verify_for_subject(
 def verify_own_code(db: Database, settings: Settings, user: User, otp_id: str, code: str) -> None:
     """POST /otp/{id}/verify: a code the user asked for directly. Codes issued for an operation (with a subject
     or a binding) are verified by that operation, not here."""
-    failure: BankqError | None = None
     with db.transaction() as s:
+        otp = s.get(OneTimeCode, otp_id) if isinstance(otp_id, str) and len(otp_id) <= 36 else None
+        if otp is not None and (otp.subject_id is not None or otp.binding is not None):
+            raise NotFound("No such code.", code="otp_not_found")
         try:
-            otp = s.get(OneTimeCode, otp_id) if isinstance(otp_id, str) and len(otp_id) <= 36 else None
-            if otp is not None and (otp.subject_id is not None or otp.binding is not None):
-                raise NotFound("No such code.", code="otp_not_found")
             verify_code(s, settings, user, otp_id, code)
         except BankqError as exc:
-            failure = exc
-    if failure is not None:
-        raise failure
+            raise Recorded(exc) from None
 
 
 def request_code(
@@ -275,12 +262,9 @@ def request_code(
 ) -> Accepted:
     """POST /otp as a job: the code is issued in the accepting transaction, so the job is born succeeded with
     {otp_id, expires_at}; sending is the notification's own job. A replay issues nothing new."""
-    issued: list[IssuedCode] = []
 
     def create(s: Session) -> tuple[int, dict[str, Any], str | None]:
-        issued.clear()
         code = issue_code(s, settings, user, purpose=purpose, channel=channel)
-        issued.append(code)
         job = jobs.new_job(
             s, kind="otp", user_id=user.id, resource_type="otp", resource_id=code.otp_id, job_id=new_id()
         )
@@ -288,7 +272,7 @@ def request_code(
         s.flush()
         return 202, jobs.job_view(job), job.id
 
-    accepted = accept(
+    return accept(
         db,
         user_id=user.id,
         key=idempotency_key,
@@ -296,10 +280,6 @@ def request_code(
         create=create,
         ttl_seconds=settings.idempotency_ttl_seconds,
     )
-    if not accepted.replayed and issued:  # the code's email, unless accept already collected it
-        known = {m.id for m in accepted.messages}
-        accepted.messages.extend(m for m in issued[0].messages if m.id not in known)
-    return accepted
 
 
 __all__ = [

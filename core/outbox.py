@@ -6,12 +6,15 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, select, update
 
 from core.clock import utcnow
-from core.db import Database
 from core.models import Job, OutboxMessage
+
+if TYPE_CHECKING:
+    from core.db import Database
 
 log = logging.getLogger(__name__)
 

@@ -22,10 +22,9 @@ from sqlalchemy import select
 
 from core import audit, otp
 from core.clock import as_utc, utcnow
-from core.db import Database
+from core.db import Database, Recorded
 from core.errors import BankqError, Gone, NotFound, RateLimited
 from core.models import User
-from core.outbox import Outgoing
 from core.security import check_password_strength, hash_password
 from core.settings import Settings
 
@@ -35,36 +34,32 @@ MIN_SECONDS = 0.3
 DECOY_TTL_SECONDS = 24 * 3600
 
 
-def request_reset(db: Database, settings: Settings, email: str) -> tuple[Outgoing, ...]:
-    """Email a reset code if the address belongs to an active account. Returns the messages to publish."""
+def request_reset(db: Database, settings: Settings, email: str) -> None:
+    """Email a reset code if the address belongs to an active account."""
     started = time.monotonic()
     address = email.strip().lower()
-    messages: tuple[Outgoing, ...] = ()
     try:
         with db.transaction() as s:
             user = s.scalar(select(User).where(User.email == address))
             if user is not None and user.status == "active":
                 try:
-                    issued = otp.issue_code(
+                    otp.issue_code(
                         s, settings, user, purpose="password_reset", channel="email", template="password_reset"
                     )
                 except RateLimited:
                     log.info("password reset: too many codes for user %s; none sent", user.id)
                 else:
-                    messages = issued.messages
                     audit.record(s, None, "user.password_reset_requested", f"user:{user.id}")
             else:
                 decoys.issue(settings, address)
     finally:
         _pad(started)
-    return messages
 
 
 def confirm_reset(db: Database, settings: Settings, email: str, code: str, new_password: str) -> None:
     """Set a new password with the emailed code. Every existing token of the user stops working."""
     started = time.monotonic()
     address = email.strip().lower()
-    failure: BankqError | None = None
     try:
         check_password_strength(new_password, field="new_password")
         with db.transaction() as s:
@@ -74,21 +69,17 @@ def confirm_reset(db: Database, settings: Settings, email: str, code: str, new_p
                     raise NotFound()
                 otp.verify_for_subject(s, settings, user, purpose="password_reset", subject_id=None, code=code)
             except NotFound:
-                failure = decoys.attempt(settings, address)
+                raise decoys.attempt(settings, address) from None
             except BankqError as exc:
-                failure = exc  # committed: a wrong code's attempt must count
-            else:
-                assert user is not None
-                # Raising here rolls the code back to unused: a password the owner must change anyway.
-                check_password_strength(new_password, field="new_password", username=user.username)
-                user.password_hash = hash_password(new_password)
-                user.token_version += 1
-                user.failed_logins, user.locked_until = 0, None
-                audit.record(s, user.id, "user.password_reset", f"user:{user.id}")
+                raise Recorded(exc) from None  # a wrong code's attempt must count
+            # Raising here rolls the code back to unused: a password the owner must change anyway.
+            check_password_strength(new_password, field="new_password", username=user.username)
+            user.password_hash = hash_password(new_password)
+            user.token_version += 1
+            user.failed_logins, user.locked_until = 0, None
+            audit.record(s, user.id, "user.password_reset", f"user:{user.id}")
     finally:
         _pad(started)
-    if failure is not None:
-        raise failure
 
 
 def _pad(started: float) -> None:

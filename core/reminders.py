@@ -8,7 +8,7 @@ sent; older ones are recorded as skipped, with the reason."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,9 +20,8 @@ from core import audit
 from core.bank import Bank
 from core.clock import as_utc, isoformat, utcnow
 from core.errors import BankqError, NotFound, ValidationFailed
-from core.models import OutboxMessage, Reminder, ReminderOccurrence, User
+from core.models import Reminder, ReminderOccurrence, User
 from core.notifications import CHANNELS, queue_notification
-from core.outbox import Outgoing, outgoing
 from core.pagination import newest_first
 from core.schedule_math import FREQUENCIES, add_months, catch_up_days, following_at
 from core.time_zones import local_isoformat
@@ -43,12 +42,11 @@ class NewReminder:
 
 @dataclass
 class TickReport:
-    """What a tick did; `messages` are the outbox rows it wrote, to publish after commit."""
+    """What a tick did."""
 
     sent: int = 0
     skipped: int = 0
     failed: int = 0
-    messages: list[Outgoing] = field(default_factory=list)
 
 
 def reminder_view(r: Reminder, time_zone: str) -> dict[str, Any]:
@@ -156,11 +154,8 @@ def send_due_reminders(bank: Bank, *, batch_size: int = 100, catch_up: int | Non
                     .with_for_update(skip_locked=True)
                 )
             )
-            written: list[OutboxMessage] = []
             for reminder in due:
-                _act_on(s, reminder, now, now - timedelta(days=days), days, report, written)
-            s.flush()
-            report.messages += [outgoing(m) for m in written]
+                _act_on(s, reminder, now, now - timedelta(days=days), days, report)
         if len(due) < batch_size:
             return report
 
@@ -172,7 +167,6 @@ def _act_on(
     horizon: datetime,
     days: int,
     report: TickReport,
-    written: list[OutboxMessage],
 ) -> None:
     user = s.get(User, reminder.user_id)
     due_at: datetime | None = as_utc(reminder.next_at) if reminder.next_at else None
@@ -185,7 +179,7 @@ def _act_on(
             if _record(s, reminder, due_at, "failed", "the customer's profile is closed"):
                 report.failed += 1
         else:
-            _send(s, reminder, user, due_at, report, written)
+            _send(s, reminder, user, due_at, report)
         due_at = (
             None if reminder.repeat == "none" else following_at(as_utc(reminder.remind_at), reminder.repeat, due_at)
         )
@@ -195,9 +189,7 @@ def _act_on(
         reminder.status = "done"
 
 
-def _send(
-    s: Session, reminder: Reminder, user: User, due_at: datetime, report: TickReport, written: list[OutboxMessage]
-) -> None:
+def _send(s: Session, reminder: Reminder, user: User, due_at: datetime, report: TickReport) -> None:
     try:
         with s.begin_nested():
             occurrence = ReminderOccurrence(reminder_id=reminder.id, due_at=due_at, status="sent", created_at=utcnow())
@@ -207,7 +199,6 @@ def _send(
                 s, user=user, channel=reminder.channel, template="reminder", context={"message": reminder.message}
             )
             occurrence.notification_id = notification.id
-            written += [o for o in s.new if isinstance(o, OutboxMessage)]
             s.flush()
     except IntegrityError:
         return  # recorded by another tick already: never twice

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from core import audit
 from core.clock import as_utc, isoformat, utcnow
-from core.db import Database
+from core.db import Database, Recorded
 from core.errors import Conflict, Forbidden, NotFound, RateLimited, Unauthorized, ValidationFailed
 from core.limits import limits_of
 from core.models import User
@@ -138,32 +138,27 @@ def update_profile(db: Database, user_id: str, changes: Mapping[str, Any]) -> di
 def authenticate(db: Database, settings: Settings, username: str, password: str) -> User:
     """Check credentials with lockout. Unknown user and wrong password give the same answer."""
     now = utcnow()
-    failure: Exception | None = None
     with db.transaction() as s:
         user = s.scalar(select(User).where(User.username == username.strip().lower()).with_for_update())
         if user is None:
             verify_password(None, password)
-            failure = Unauthorized("Invalid username or password.", code="invalid_credentials")
-        elif user.locked_until is not None and as_utc(user.locked_until) > now:
+            raise Unauthorized("Invalid username or password.", code="invalid_credentials")
+        if user.locked_until is not None and as_utc(user.locked_until) > now:
             wait = (as_utc(user.locked_until) - now).total_seconds()
-            failure = RateLimited(
+            raise RateLimited(
                 "Too many failed logins; try again later.", code="account_locked", retry_after=int(wait) + 1
             )
-        elif not verify_password(user.password_hash, password):
+        if not verify_password(user.password_hash, password):
             user.failed_logins += 1
             if user.failed_logins >= settings.max_failed_logins:
                 user.locked_until = now + timedelta(seconds=settings.lockout_seconds)
                 user.failed_logins = 0
                 audit.record(s, None, "user.locked", f"user:{user.id}")
-            failure = Unauthorized("Invalid username or password.", code="invalid_credentials")
-        elif user.status != "active":
-            failure = Forbidden(f"This account is {user.status}.", code=f"account_{user.status}")
-        else:
-            user.failed_logins = 0
-            user.locked_until = None
-    if failure is not None:
-        raise failure
-    assert user is not None
+            raise Recorded(Unauthorized("Invalid username or password.", code="invalid_credentials"))
+        if user.status != "active":
+            raise Forbidden(f"This account is {user.status}.", code=f"account_{user.status}")
+        user.failed_logins = 0
+        user.locked_until = None
     return user
 
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import logging
 
-from core import outbox
 from core.errors import DependencyUnavailable, TransientError
 from core.loans import disburse_loan, repay_loan, service_loans
 from tasks import celery
-from tasks.publisher import send
 from tasks.runtime import bank, tick
 
 log = logging.getLogger(__name__)
@@ -40,10 +38,6 @@ def repay(job_id: str) -> None:
 @tick("loans.service")
 def service() -> int:
     report = service_loans(bank())
-    try:
-        outbox.publish(bank().db, send, report.messages)
-    except outbox.PublishFailed:
-        log.warning("loans: publishing reminders failed; the outbox relay will send them")
     if report.overdue or report.late_fees:
         log.info("loans: %d instalment(s) could not be collected, %d late fee(s) charged", report.overdue,
                  report.late_fees)

@@ -32,10 +32,25 @@ def send(task_name: str, queue: str, job_id: str) -> None:
     celery.send_task(task_name, args=[job_id], task_id=job_id, queue=queue, routing_key=queue, retry=False)
 
 
+def publish_now(db: Database, messages: list[Outgoing]) -> None:
+    """The publisher of workers (beat ticks run in them too): send right after the task's commit. A failure
+    is logged by the unit of work and the rows stay for the outbox relay, which is all that tries for a few
+    seconds afterwards, so tasks do not wait on a dead broker one commit after another."""
+    global _broker_down_until
+    if time.monotonic() < _broker_down_until:
+        return
+    try:
+        outbox.publish(db, send, messages)
+    except Exception:
+        _broker_down_until = time.monotonic() + BREAKER_SECONDS
+        raise
+
+
 def publish_soon(db: Database, messages: Iterable[Outgoing | int]) -> None:
-    """Publish just after the accepting request has answered. The rows are committed, so a crash or a dead
-    broker only delays the message until the relay sends it; after a failure the API stops trying for a few
-    seconds and leaves everything to the relay, so requests never queue up behind a dead broker.
+    """The API's publisher: send what a request committed to the outbox without making the request wait. The
+    rows are committed, so a crash or a dead broker only delays the message until the relay sends it; after a
+    failure the API stops trying for a few seconds and leaves everything to the relay, so requests never queue
+    up behind a dead broker.
 
     One background thread sends whatever has piled up since it last looked and deletes the sent rows in one
     statement: under load many requests share that statement, and an idle process adds no delay."""

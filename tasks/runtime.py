@@ -12,6 +12,7 @@ from celery.signals import worker_process_init
 from core.bank import Bank
 from core.errors import DependencyUnavailable
 from tasks import celery
+from tasks.publisher import publish_now
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,7 @@ def bank() -> Bank:
     global _bank
     if _bank is None:
         _bank = Bank(pool_size=2)
+        _bank.db.publisher = publish_now
     return _bank
 
 

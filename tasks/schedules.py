@@ -5,25 +5,15 @@ from __future__ import annotations
 
 import logging
 
-from core import outbox, reminders, standing_orders
-from core.outbox import Outgoing
-from tasks.publisher import send
+from core import reminders, standing_orders
 from tasks.runtime import bank, tick
 
 log = logging.getLogger(__name__)
 
 
-def _publish(messages: list[Outgoing]) -> None:
-    try:
-        outbox.publish(bank().db, send, messages)
-    except outbox.PublishFailed:
-        log.warning("schedules: publishing failed; the outbox relay will send the rest")
-
-
 @tick("schedules.send_due_reminders")
 def send_due_reminders() -> int:
     report = reminders.send_due_reminders(bank())
-    _publish(report.messages)
     if report.skipped:
         log.warning("schedules: %d reminder occurrence(s) too old to send, recorded as skipped", report.skipped)
     return report.sent
@@ -32,7 +22,6 @@ def send_due_reminders() -> int:
 @tick("schedules.run_due_standing_orders")
 def run_due_standing_orders() -> int:
     report = standing_orders.run_due_standing_orders(bank())
-    _publish(report.messages)
     if report.skipped:
         log.warning("schedules: %d standing order occurrence(s) too old to pay, recorded as skipped", report.skipped)
     return report.requested

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import logging
 
-from core import outbox, webhooks
+from core import webhooks
 from tasks import celery
-from tasks.publisher import send
 from tasks.runtime import bank, tick
 
 log = logging.getLogger(__name__)
@@ -34,11 +33,6 @@ def dispatch() -> int:
 @celery.task(name="webhooks.deliver", soft_time_limit=60, time_limit=90)
 def deliver(delivery_id: str, token: str) -> str:
     outcome = webhooks.send_delivery(bank(), delivery_id, token)
-    if outcome.messages:
-        try:
-            outbox.publish(bank().db, send, outcome.messages)
-        except outbox.PublishFailed:
-            log.warning("webhooks: publishing the owner's email failed; the outbox relay will send it")
     if outcome.status == "failed":
         log.warning("webhook delivery %s failed for good: %s", delivery_id, outcome.answer)
     return outcome.status

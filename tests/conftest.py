@@ -73,6 +73,7 @@ def session_bank(settings: Settings) -> Iterator[Bank]:
 
 @pytest.fixture
 def bank(session_bank: Bank) -> Iterator[Bank]:
+    session_bank.db.publisher = None  # core alone leaves the outbox to the relay; the `app` fixture installs the API's
     support.truncate_all(session_bank)
     support.clear_data_dir(session_bank.settings.data_dir)
     ensure_cash_accounts(session_bank.db)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from sqlalchemy import text
+from sqlalchemy import delete, text
 from sqlalchemy.engine import make_url
 
 from core.bank import Bank
@@ -82,21 +82,44 @@ def open_account(bank: Bank, owner: User, currency: str = "EUR", balance_minor: 
     if balance_minor:
         from core.money import format_minor
 
-        accepted = request_movement(
-            bank,
-            _staff(bank),
-            MovementRequest(
-                kind="deposit", account_id=view["id"], amount=format_minor(balance_minor, currency), currency=currency
-            ),
-            idempotency_key=f"fund-{uuid.uuid4().hex}",
-            body={},
-        )
+        staff = _staff(bank)
+        publisher, bank.db.publisher = bank.db.publisher, None  # posted in-process below: no message to send
+        try:
+            accepted = request_movement(
+                bank,
+                staff,
+                MovementRequest(
+                    kind="deposit",
+                    account_id=view["id"],
+                    amount=format_minor(balance_minor, currency),
+                    currency=currency,
+                ),
+                idempotency_key=f"fund-{uuid.uuid4().hex}",
+                body={},
+            )
+        finally:
+            bank.db.publisher = publisher
         report = post_transfer_jobs(bank.db, accepted.body["id"], batch_size=1)
         assert report.posted == [accepted.body["id"]]
-        from core import outbox
+        from core.models import OutboxMessage
 
-        outbox.publish(bank.db, lambda *_: None, accepted.outbox_ids)  # posted in-process: no message needed
+        with bank.db.transaction() as s:
+            s.execute(delete(OutboxMessage).where(OutboxMessage.job_id == accepted.body["id"]))
     return str(view["id"])
+
+
+class Recorder:
+    """A publisher that only remembers what the unit of work handed it, one list per committed transaction."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[Any]] = []
+
+    def __call__(self, _db: Any, messages: list[Any]) -> None:
+        self.calls.append(list(messages))
+
+    @property
+    def job_ids(self) -> list[str]:
+        return [m.job_id for call in self.calls for m in call]
 
 
 def _staff(bank: Bank) -> User:

@@ -9,7 +9,6 @@ from api.schemas import LoginIn, MeOut, ProfileIn, RegisterIn, TokensOut, UserOu
 from api.schemas_otp import PasswordResetAccepted, PasswordResetConfirmIn, PasswordResetIn
 from api.security import bank, current_user, issue_tokens, refreshed_access_token, revoke_current_tokens
 from core import password_reset, users
-from tasks.publisher import publish_soon
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Sign-up and tokens")
 BEARER = [{"bearerAuth": []}]
@@ -81,7 +80,7 @@ RESET_ACCEPTED = {"detail": "If the address belongs to an account, a reset code 
 @blp.arguments(PasswordResetIn)
 @blp.response(202, PasswordResetAccepted)
 def request_password_reset(body: dict) -> tuple[dict, int]:
-    publish_soon(bank().db, password_reset.request_reset(bank().db, bank().settings, body["email"]))
+    password_reset.request_reset(bank().db, bank().settings, body["email"])
     return RESET_ACCEPTED, 202
 
 

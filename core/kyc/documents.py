@@ -155,11 +155,8 @@ def process_document(bank: Bank, job_id: str, read: Callable[[Path], Any]) -> st
     if taken is None:
         return None
     started = time.perf_counter()
-    try:
+    with bank.db.recording_failure(lambda s: _release(s, taken)):
         reading = read(taken.path)
-    except Exception:
-        _release(bank, taken)
-        raise
     decision = decide(
         reading.mrz,
         document_type=taken.document_type,
@@ -170,12 +167,11 @@ def process_document(bank: Bank, job_id: str, read: Callable[[Path], Any]) -> st
     return _record(bank, taken, decision, int((time.perf_counter() - started) * 1000))
 
 
-def _release(bank: Bank, taken: Claim) -> None:
+def _release(s: Session, taken: Claim) -> None:
     """This attempt failed; put the job back so the retry (or the re-drive) can claim it at once."""
-    with bank.db.transaction() as s:
-        job = s.get(Job, taken.job_id, with_for_update=True)
-        if job is not None and job.status == "running" and job.attempts == taken.attempt:
-            job.status, job.updated_at = "queued", utcnow()
+    job = s.get(Job, taken.job_id, with_for_update=True)
+    if job is not None and job.status == "running" and job.attempts == taken.attempt:
+        job.status, job.updated_at = "queued", utcnow()
 
 
 def give_up(bank: Bank, job_id: str, error: str) -> str | None:

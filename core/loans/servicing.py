@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -37,14 +37,12 @@ from core.clock import utcnow
 from core.db import Database
 from core.errors import Conflict, Forbidden, TransientError, ValidationFailed
 from core.idempotency import Accepted, accept, fingerprint
-from core.jobs import written_messages
 from core.ledger import lock_accounts, post_between, post_transfer
 from core.loans.applications import visible_loan
 from core.loans.schedule import rate_from_ppm, rescheduled
 from core.models import Account, Job, Loan, LoanInstalment, LoanProduct, Transfer, User, new_id
 from core.money import format_minor, parse_amount
 from core.notifications import queue_notification
-from core.outbox import Outgoing, outgoing
 
 log = logging.getLogger(__name__)
 SERVICED = ("active", "overdue")
@@ -66,7 +64,6 @@ class ServicingReport:
     late_fees: int = 0
     reminded: int = 0
     repaid: int = 0  # loans repaid in full
-    messages: list[Outgoing] = field(default_factory=list)
 
 
 @dataclass
@@ -234,8 +231,6 @@ def service_loans(bank: Bank, *, today: date | None = None, batch_size: int = 10
                 _remind(s, bank, books, day, report)
                 _collect(s, bank, books, day, now, report)
                 _settle_status(s, books, now, report)
-                s.flush()
-                report.messages += [outgoing(m) for m in written_messages(s)]
         if len(ids) < batch_size:
             return report
         after = ids[-1]

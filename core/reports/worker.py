@@ -16,6 +16,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from core import audit, jobs
 from core.bank import Bank
@@ -80,11 +81,8 @@ def process_report(bank: Bank, job_id: str, *, batch_size: int = BATCH_SIZE) -> 
     taken = claim(bank, job_id)
     if taken is None:
         return None
-    try:
+    with bank.db.recording_failure(lambda s: _release(s, taken)):
         rendered = render_file(bank, taken, batch_size)
-    except Exception:
-        _release(bank, taken)
-        raise
     return _record(bank, taken, rendered)
 
 
@@ -125,11 +123,11 @@ def _sha256(path: Path) -> tuple[str, int]:
     return h.hexdigest(), size
 
 
-def _release(bank: Bank, taken: Claim) -> None:
-    with bank.db.transaction() as s:
-        job = s.get(Job, taken.job_id, with_for_update=True)
-        if job is not None and job.status == "running" and job.attempts == taken.attempt:
-            job.status, job.updated_at = "queued", utcnow()
+def _release(s: Session, taken: Claim) -> None:
+    """This attempt failed; put the job back so the retry (or the re-drive) can claim it at once."""
+    job = s.get(Job, taken.job_id, with_for_update=True)
+    if job is not None and job.status == "running" and job.attempts == taken.attempt:
+        job.status, job.updated_at = "queued", utcnow()
 
 
 def _record(bank: Bank, taken: Claim, rendered: Rendered) -> str | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
@@ -14,10 +14,9 @@ from core import jobs
 from core.bank import Bank
 from core.clock import utcnow
 from core.errors import BankqError, DependencyUnavailable, TransientError
-from core.models import Job, OutboxMessage, StandingOrder, StandingOrderOccurrence, Transfer, User
+from core.models import Job, StandingOrder, StandingOrderOccurrence, Transfer, User
 from core.money import format_minor
 from core.notifications import queue_notification
-from core.outbox import Outgoing, outgoing
 from core.schedule_math import catch_up_days, following
 from core.standing_orders.orders import transfer_request
 from core.transfers import request_transfer
@@ -33,7 +32,6 @@ class TickReport:
     failed: int = 0
     skipped: int = 0
     settled: int = 0
-    messages: list[Outgoing] = field(default_factory=list)
 
 
 def run_due_standing_orders(bank: Bank, *, limit: int = 200, catch_up: int | None = None) -> TickReport:
@@ -110,12 +108,11 @@ def _request(bank: Bank, s: Session, order: StandingOrder, owner: User, day: dat
             raise TransientError(str(exc)) from exc
         occurrence.status, occurrence.failure_code, occurrence.settled_at = "failed", exc.code[:64], utcnow()
         occurrence.reason = exc.detail[:200]
-        _notify(s, order, owner, occurrence, "transfer_failed", report)
+        _notify(s, order, owner, occurrence, "transfer_failed")
         report.failed += 1
         return
     occurrence.job_id = accepted.body["id"]
     occurrence.transfer_id = s.scalar(select(Transfer.id).where(Transfer.job_id == occurrence.job_id))
-    report.messages += accepted.messages
     report.requested += 1
 
 
@@ -146,7 +143,7 @@ def settle_occurrences(bank: Bank, report: TickReport | None = None, *, limit: i
                 occurrence.status = "cancelled"
             if order is not None and owner is not None and occurrence.status != "cancelled":
                 template = "transfer_posted" if occurrence.status == "posted" else "transfer_failed"
-                _notify(s, order, owner, occurrence, template, report)
+                _notify(s, order, owner, occurrence, template)
             report.settled += 1
     return report
 
@@ -157,9 +154,7 @@ def _notify(
     owner: User,
     occurrence: StandingOrderOccurrence,
     template: str,
-    report: TickReport,
 ) -> None:
-    already = {id(o) for o in s.new}
     queue_notification(
         s,
         user=owner,
@@ -174,6 +169,3 @@ def _notify(
             "date": occurrence.occurrence_date.isoformat(),
         },
     )
-    written = [o for o in s.new if isinstance(o, OutboxMessage) and id(o) not in already]
-    s.flush()
-    report.messages += [outgoing(o) for o in written]

@@ -16,11 +16,11 @@ from sqlalchemy.orm import Session
 from core import audit, jobs, otp
 from core.bank import Bank
 from core.clock import as_utc, utcnow
-from core.errors import BankqError, Conflict, Forbidden, Gone, RateLimited
+from core.db import Recorded
+from core.errors import Conflict, Forbidden, Gone, RateLimited
 from core.idempotency import Accepted
 from core.models import Account, Job, Transfer, User
 from core.money import CURRENCIES, format_minor
-from core.outbox import outgoing
 from core.settings import Settings
 
 WINDOW = otp.CODE_TTL
@@ -61,7 +61,6 @@ def start(s: Session, settings: Settings, owner: User, transfer: Transfer, job: 
 
 def confirm_transfer(bank: Bank, user: User, transfer: Transfer, code: str) -> Accepted:
     """Check the code; the right one releases the job. A wrong one is counted even though the request fails."""
-    failure: BankqError | None = None
     now = utcnow()
     with bank.db.transaction() as s:
         t = s.get(Transfer, transfer.id, with_for_update=True)
@@ -73,39 +72,32 @@ def confirm_transfer(bank: Bank, user: User, transfer: Transfer, code: str) -> A
             raise Forbidden("Only the account holder can confirm this transfer.", code="not_account_holder")
         if _expired(t, now):
             _fail(s, t, job, "confirmation_expired", "The transfer was not confirmed within 10 minutes.")
-            failure = Gone("The confirmation window has closed.", code="confirmation_expired")
-        else:
-            try:
-                otp.verify_for_subject(
-                    s, bank.settings, user, purpose="transfer", subject_id=t.id, code=code, binding=binding(t)
-                )
-            except otp.CodeRejected as exc:
-                if exc.extra.get("attempts_remaining", 1) <= 0:
-                    _fail(s, t, job, "confirmation_failed", "Too many wrong confirmation codes.")
-                failure = exc
-            except RateLimited as exc:
+            raise Recorded(Gone("The confirmation window has closed.", code="confirmation_expired"))
+        try:
+            otp.verify_for_subject(
+                s, bank.settings, user, purpose="transfer", subject_id=t.id, code=code, binding=binding(t)
+            )
+        except otp.CodeRejected as exc:
+            if exc.extra.get("attempts_remaining", 1) <= 0:
                 _fail(s, t, job, "confirmation_failed", "Too many wrong confirmation codes.")
-                failure = exc
-            except Gone as exc:
-                _fail(s, t, job, "confirmation_expired", "The confirmation code expired.")
-                failure = exc
-            else:
-                return _release(s, user, t, job, now)
-    assert failure is not None
-    raise failure
+            raise Recorded(exc) from None
+        except RateLimited as exc:
+            _fail(s, t, job, "confirmation_failed", "Too many wrong confirmation codes.")
+            raise Recorded(exc) from None
+        except Gone as exc:
+            _fail(s, t, job, "confirmation_expired", "The confirmation code expired.")
+            raise Recorded(exc) from None
+        return _release(s, user, t, job, now)
 
 
 def _release(s: Session, user: User, t: Transfer, job: Job, now: datetime) -> Accepted:
     scheduled = t.execute_at is not None and as_utc(t.execute_at) > now
     t.status = "scheduled" if scheduled else "pending"
     job.status, job.updated_at = "queued", now
-    messages = []
     if not scheduled:
-        message = jobs.enqueue(s, job)
-        s.flush()
-        messages.append(outgoing(message))
+        jobs.enqueue(s, job)
     audit.record(s, user.id, "transfer.confirmed", f"transfer:{t.id}")
-    return Accepted(202, jobs.job_view(job), replayed=False, messages=messages)
+    return Accepted(202, jobs.job_view(job), replayed=False)
 
 
 def _expired(t: Transfer, now: datetime) -> bool:

@@ -9,7 +9,7 @@ receiver can drop the duplicate a lost acknowledgement causes."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -20,10 +20,8 @@ from core import audit
 from core.bank import Bank
 from core.clock import as_utc, isoformat, utcnow
 from core.errors import Conflict, NotFound
-from core.jobs import written_messages
 from core.models import User, Webhook, WebhookAttempt, WebhookDelivery, new_id
 from core.notifications import queue_notification
-from core.outbox import Outgoing, outgoing
 from core.pagination import check_limit, decode_cursor, encode_cursor
 from core.webhooks import transport
 from core.webhooks.endpoints import disable, own_webhook, signing_secrets
@@ -48,7 +46,6 @@ class Claim:
 class Outcome:
     status: str  # succeeded | retrying | failed | stale (another claim holds it, or nothing to do)
     answer: transport.Answer | None = None
-    messages: list[Outgoing] = field(default_factory=list)
 
 
 def _due(now: Any) -> Any:
@@ -138,9 +135,9 @@ def _record(bank: Bank, delivery_id: str, attempt: int, answer: transport.Answer
         hook.failing_since = hook.failing_since or now
         outcome = Outcome("failed", answer)
         if hook.status == "active" and answer.status_code == 410:
-            _disable(s, hook, "the endpoint answered 410 Gone", outcome)
+            _disable(s, hook, "the endpoint answered 410 Gone")
         elif hook.status == "active" and now - as_utc(hook.failing_since) >= DISABLE_AFTER:
-            _disable(s, hook, "every delivery failed for 5 days", outcome)
+            _disable(s, hook, "every delivery failed for 5 days")
         if hook.status == "active" and attempt < delivery.max_attempts:
             delivery.status = "pending"
             delivery.next_attempt_at = now + timedelta(seconds=RETRY_DELAYS[min(attempt, MAX_ATTEMPTS - 1)])
@@ -150,15 +147,13 @@ def _record(bank: Bank, delivery_id: str, attempt: int, answer: transport.Answer
         return outcome
 
 
-def _disable(s: Session, hook: Webhook, reason: str, outcome: Outcome) -> None:
+def _disable(s: Session, hook: Webhook, reason: str) -> None:
     disable(s, hook, reason)
     audit.record(s, None, "webhook.disabled", f"webhook:{hook.id}", reason=reason)
     owner = s.get(User, hook.user_id)
     if owner is not None and owner.status != "closed":
         queue_notification(s, user=owner, channel="email", template="webhook_disabled",
                            context={"url": hook.url, "reason": reason})
-        s.flush()
-        outcome.messages += [outgoing(m) for m in written_messages(s)]
 
 
 def attempt_view(a: WebhookAttempt, d: WebhookDelivery) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from core.models import Account, Entry, Job, OutboxMessage, Transfer
 from core.settings import Settings
 from core.setup import prepare
 from core.transfers import TransferRequest, post_transfer_jobs, request_transfer
-from tests.support import make_user, open_account
+from tests.support import Recorder, make_user, open_account
 
 
 def _accept(bank, user, source, destination, amount, key):
@@ -30,21 +30,22 @@ def _accept(bank, user, source, destination, amount, key):
     )
 
 
-def test_accept_returns_what_publishing_needs_and_publishing_deletes_the_row(bank):
+def test_accept_hands_the_publisher_what_publishing_needs_and_publishing_deletes_the_row(bank):
     alice, bob = make_user(bank), make_user(bank)
     source, destination = open_account(bank, alice, "EUR", 10_00), open_account(bank, bob, "EUR")
+    bank.db.publisher = recorder = Recorder()
     accepted = _accept(bank, alice, source, destination, "1.00", "pub")
     assert accepted.body["attempts"] == 0 and accepted.body["status"] == "queued"
-    [message] = accepted.messages
+    [[message]] = recorder.calls
     with bank.db.transaction() as s:
         row = s.get(OutboxMessage, message.id)
         assert (row.task_name, row.queue, row.job_id) == ("transfers.post", "transfers", accepted.body["id"])
     sent = []
-    assert outbox.publish(bank.db, lambda *m: sent.append(m), accepted.messages) == 1
+    assert outbox.publish(bank.db, lambda *m: sent.append(m), [message]) == 1
     assert sent == [("transfers.post", "transfers", accepted.body["id"])]
     assert outbox.pending(bank.db) == 0
     replay = _accept(bank, alice, source, destination, "1.00", "pub")
-    assert replay.replayed and replay.messages == [] and replay.body == accepted.body
+    assert replay.replayed and recorder.calls == [[message]] and replay.body == accepted.body
 
 
 def test_a_duplicate_delivery_of_a_finished_job_changes_nothing(bank):

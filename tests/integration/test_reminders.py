@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from core import reminders
 from core.clock import clock, isoformat
 from core.models import Notification, OutboxMessage, Reminder, ReminderOccurrence
-from tests.support import auth_headers, make_user, run_concurrently
+from tests.support import Recorder, auth_headers, make_user, run_concurrently
 
 T0 = datetime(2027, 1, 31, 8, 0, tzinfo=UTC)
 
@@ -54,8 +54,9 @@ def test_a_reminder_once(bank, client):
 
     assert reminders.send_due_reminders(bank).sent == 0  # not due yet
     clock.advance(hours=1)
+    bank.db.publisher = recorder = Recorder()
     report = reminders.send_due_reminders(bank)
-    assert report.sent == 1 and len(report.messages) == 1
+    assert report.sent == 1 and len(recorder.calls) == 1 and len(recorder.calls[0]) == 1
     assert reminders.send_due_reminders(bank).sent == 0
 
     [sent] = _notifications(bank, user)
