@@ -35,6 +35,7 @@ from bench.bankq_stack import (
     open_customers,
     transfer_job_counts,
 )
+from bench.cpu import CpuMeter
 from bench.http_transfers import percentile
 from bench.stack import ROOT, Stack, phase, wait_for_http
 from tasks.launcher import commands
@@ -125,18 +126,28 @@ def all_finished(database_url: str, timeout: float = 120) -> None:
     raise TimeoutError(f"transfers still unfinished after {timeout}s: {counts}")
 
 
+@dataclass(frozen=True)
+class Window:
+    per_second: float  # transfers finished per second
+    cpu_ms: dict[str, float]  # CPU milliseconds per finished transfer, by process group
+
+
 def posted_per_second(base: str, database_url: str, customers: list[Customer], tokens: dict[str, str],
-                      seconds: float) -> float:
-    """Transfers finished per second by the worker under a closed loop, after a 3 s warm-up."""
+                      seconds: float, meter: CpuMeter) -> Window:
+    """Transfers finished per second by the worker under a closed loop, after a 3 s warm-up, and what each cost in
+    CPU (which the machine's other load does not inflate the way it does the rate)."""
     with Load(base, customers, tokens, None) as load:
         time.sleep(3)
         before, started = finished(database_url), time.monotonic()
+        meter.start()
         time.sleep(seconds)
+        spent = meter.stop()
         after, elapsed = finished(database_url), time.monotonic() - started
     if load.errors:
         print(f"  errors: {load.errors}", file=sys.stderr)
     all_finished(database_url)
-    return (after - before) / elapsed
+    done = max(1, after - before)
+    return Window((after - before) / elapsed, {k: v * 1000 / done for k, v in spent.items()})
 
 
 def login(base: str, username: str) -> str:
@@ -166,8 +177,9 @@ def main() -> int:
         wait_for_http(f"{base}/health", api)
         tokens = {u: login(base, u) for u in [c.user.username for c in customers] + idle}
 
+        meter = stack.cpu_meter(api=api, worker=worker)
         with phase(f"closed loop, no stream open ({config.seconds:.0f} s)"):
-            without = posted_per_second(base, database_url, customers, tokens, config.seconds)
+            without = posted_per_second(base, database_url, customers, tokens, config.seconds, meter)
         streams = [tokens[c.user.username] for c in customers for _ in range(STREAMS_PER_ACTIVE)]
         streams += [tokens[idle[i % len(idle)]] for i in range(max(0, config.streams - len(streams)))]
         with phase(f"opening {len(streams)} event streams"):
@@ -180,7 +192,7 @@ def main() -> int:
             opened = holder.stdout.readline().strip()
             print(f"  {opened}")
         with phase(f"closed loop, {len(streams)} streams open ({config.seconds:.0f} s)"):
-            with_streams = posted_per_second(base, database_url, customers, tokens, config.seconds)
+            with_streams = posted_per_second(base, database_url, customers, tokens, config.seconds, meter)
         with phase(f"open loop at {config.rate:.0f}/s offered, {len(streams)} streams open ({config.seconds:.0f} s)"):
             holder.stdin.write("mark\n")
             holder.stdin.flush()
@@ -203,9 +215,14 @@ def main() -> int:
     print()
     print(f"{'':<52}{'figure':>12}")
     print(f"{'streams held open (asked for)':<52}{measured['open']:>7} / {len(streams)}")
-    print(f"{'transfers finished/s, no stream open':<52}{without:>12.1f}")
-    print(f"{'transfers finished/s, streams open':<52}{with_streams:>12.1f}")
-    print(f"{'  ratio (target >= 0.90)':<52}{with_streams / without:>12.2f}")
+    print(f"{'transfers finished/s, no stream open':<52}{without.per_second:>12.1f}")
+    print(f"{'transfers finished/s, streams open':<52}{with_streams.per_second:>12.1f}")
+    print(f"{'  ratio (target >= 0.90)':<52}{with_streams.per_second / without.per_second:>12.2f}")
+    for group in ("api", "worker", "postgres"):
+        if group in without.cpu_ms:
+            a, b = without.cpu_ms[group], with_streams.cpu_ms.get(group, 0.0)
+            label = f"CPU ms per transfer, {group}: none open -> open"
+            print(f"{label:<52}{a:>5.1f} -> {b:<5.1f} ({b / max(a, 1e-9):.2f}x)")
     print(f"{'open loop: transfers accepted/s (offered ' + format(config.rate, '.0f') + '/s)':<52}{offered:>12.1f}")
     print(f"{'terminal events received in the window':<52}{len(latencies):>12}")
     for q in (50, 99):
