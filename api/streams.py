@@ -51,14 +51,14 @@ class StreamGate:
 
 
 class Streams:
-    """What the process's streams share: the tail (one reader of job_events, woken by one PostgreSQL listener)
+    """What the process's streams share: the tail (one reader of job_events, woken through one Redis subscription)
     and the gate."""
 
     def __init__(self, bank: Bank) -> None:
         settings = bank.settings
-        poll = settings.stream_poll_seconds or (1.5 if bank.db.is_postgres else 0.5)
+        hub = WakeupHub(settings.redis_url)
+        poll = settings.stream_poll_seconds or (1.5 if hub.pushes else 0.5)
         timing = StreamTiming(poll_seconds=poll, keepalive_seconds=settings.stream_keepalive_seconds)
-        hub = WakeupHub(settings.database_url if bank.db.is_postgres else None)
         self.tail = EventTail(bank.db, hub, Horizon(bank.db), timing)
         self.gate = StreamGate(settings.max_streams)
         self.retry_ms = settings.stream_retry_ms

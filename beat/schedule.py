@@ -16,8 +16,9 @@ def beat_schedule_for(settings: Settings) -> dict[str, dict[str, Any]]:
     # Reminders and standing orders: how often due occurrences are looked for (a stale tick is dropped).
     tick = max(0.5, float(os.environ.get(SCHEDULE_TICK_SETTING) or 10.0))
     schedules = {"expires": tick * 2}
-    # Webhooks: how often new job events are fanned out and due deliveries claimed ("immediately" is within this).
-    webhook_tick = max(0.5, float(os.environ.get(WEBHOOK_TICK_SETTING) or 2.0))
+    # Webhooks: the net under the dispatchers that webhooks workers run on every commit (tasks.webhooks): how often
+    # beat fans out new job events and claims due deliveries in case no dispatcher did.
+    webhook_tick = max(0.5, float(os.environ.get(WEBHOOK_TICK_SETTING) or 10.0))
     return {
         "relay-outbox": {"task": "maintenance.relay_outbox", "schedule": relay},
         "release-scheduled-transfers": {"task": "maintenance.release_scheduled_transfers", "schedule": 5.0},

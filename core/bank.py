@@ -1,8 +1,9 @@
-"""The wiring of one process: settings, database, revocation store. Entry points build one Bank."""
+"""The wiring of one process: settings, database, revocation store, event wake-ups. Entry points build one Bank."""
 
 from __future__ import annotations
 
 from core.db import Database
+from core.event_wakeups import Doorbell
 from core.revocation import DatabaseRevocations, LocalRevocations, RedisRevocations, RevocationStore
 from core.settings import Settings
 
@@ -12,6 +13,10 @@ class Bank:
         self.settings = settings or Settings.from_env()
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.db = Database(self.settings.database_url, pool_size=pool_size)
+        # Readers of job_events (event streams, the webhook dispatcher) hear of a commit through Redis; without
+        # Redis they poll.
+        self.doorbell = Doorbell(self.settings.redis_url) if self.settings.redis_url else None
+        self.db.waker = self.doorbell.ring if self.doorbell else None
         durable = DatabaseRevocations(self.db)
         store: RevocationStore = (
             RedisRevocations(self.settings.redis_url, durable) if self.settings.redis_url else durable

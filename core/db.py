@@ -1,4 +1,5 @@
-"""Engines and the unit of work: a transaction that publishes the outbox rows it wrote once it has committed.
+"""Engines and the unit of work: a transaction that publishes the outbox rows it wrote once it has committed, and
+rings the process's doorbell when it changed a job's status (core.event_wakeups).
 SQLite (embedded default) serialises writers with BEGIN IMMEDIATE."""
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.errors import DependencyUnavailable
-from core.models import OutboxMessage
+from core.models import Job, OutboxMessage
 from core.outbox import Outgoing, outgoing
 
 T = TypeVar("T")
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 # a batching one, workers a direct one); without one, or when it fails, the outbox relay sends the rows.
 Publisher = Callable[["Database", list[Outgoing]], None]
 _WRITTEN = "bankq.outbox.written"
+_JOB_EVENTS = "bankq.job_events.written"
 
 
 class Recorded(Exception):
@@ -39,6 +41,26 @@ class Recorded(Exception):
 def publish_after_commit(session: Session, message: OutboxMessage) -> None:
     """Remember an outbox row written in this session: its transaction publishes it once it has committed."""
     session.info.setdefault(_WRITTEN, []).append(message)
+
+
+def job_events_written(session: Session) -> None:
+    """Say that this transaction changed a job's status (so the database wrote a job event): readers of job_events
+    are woken once it has committed. The ORM says so by itself (`_note_job_changes`); a Core or SQL UPDATE of
+    jobs.status must call this. Forgetting costs a reader's fallback poll in latency, never an event."""
+    session.info[_JOB_EVENTS] = True
+
+
+def _note_job_changes(session: Session, _context: Any, _instances: Any) -> None:
+    if session.info.get(_JOB_EVENTS):
+        return
+    for obj in session.new:
+        if isinstance(obj, Job):
+            session.info[_JOB_EVENTS] = True
+            return
+    for obj in session.dirty:
+        if isinstance(obj, Job) and inspect(obj).attrs.status.history.has_changes():
+            session.info[_JOB_EVENTS] = True
+            return
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
@@ -86,7 +108,10 @@ class Database:
         # SQLite serialises writers with BEGIN IMMEDIATE, and its round trips cost nothing).
         self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT") if self.is_postgres else None
         self._single = sessionmaker(self._autocommit or self.engine, expire_on_commit=False)
+        event.listen(self._sessions, "before_flush", _note_job_changes)
         self.publisher: Publisher | None = None
+        # Rung after a commit that wrote job events (a Doorbell's ring); None: readers of job_events poll.
+        self.waker: Callable[[], None] | None = None
 
     @property
     def is_postgres(self) -> bool:
@@ -105,10 +130,13 @@ class Database:
                 except Recorded as recorded:
                     failure = recorded.error
             written = _committed_messages(session)
+            events = session.info.pop(_JOB_EVENTS, False)
         finally:
             session.close()
         if written:
             self._publish(written)
+        if events and self.waker is not None:
+            self.waker()
         if failure is not None:
             raise failure
 

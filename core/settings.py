@@ -127,7 +127,7 @@ class Settings:
     kyc_reminder_days: int = 3
     max_streams: int = 1000
     stream_keepalive_seconds: float = 15.0
-    stream_poll_seconds: float | None = None  # None: 0.5 s on SQLite (no LISTEN), 1.5 s on PostgreSQL
+    stream_poll_seconds: float | None = None  # None: 1.5 s with Redis wake-ups, 0.5 s without
     stream_retry_ms: int = 2000
     # Webhook URLs may point at loopback, private, link-local and metadata addresses (tests, a private network).
     webhook_allow_private: bool = False

@@ -18,7 +18,7 @@ from core.setup import prepare
 from tasks.supervisor import CrashLoop, ParentWatch, Supervisor
 
 # How long each process may take to stop cleanly: the API finishes its requests, the worker the tasks it holds.
-STOP_SECONDS = {"api": 15.0, "beat": 10.0, "worker": 60.0}
+STOP_SECONDS = {"api": 15.0, "beat": 10.0, "worker": 60.0, "webhooks": 30.0}
 
 
 def commands(env: dict[str, str]) -> dict[str, list[str]]:
@@ -55,11 +55,33 @@ def commands(env: dict[str, str]) -> dict[str, list[str]]:
             "--loglevel",
             env.get("LOG_LEVEL", "INFO"),
             "-Q",
-            env.get("WORKER_QUEUES", "transfers,kyc,notify,default,webhooks"),
+            env.get("WORKER_QUEUES", "transfers,kyc,notify,default"),
             "--concurrency",
             env.get("WORKER_CONCURRENCY", "2"),
             "--hostname",
             "bankq-all@%h",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        # Webhook attempts wait on other people's servers (up to 15 s each): threads, and a worker of their own, so
+        # a slow endpoint never holds a transfer back. Its dispatcher hands over deliveries as events commit.
+        "webhooks": [
+            py,
+            "-m",
+            "celery",
+            "-A",
+            "tasks",
+            "worker",
+            "--loglevel",
+            env.get("LOG_LEVEL", "INFO"),
+            "-Q",
+            "webhooks",
+            "--pool",
+            "threads",
+            "--concurrency",
+            env.get("WEBHOOK_CONCURRENCY", "8"),
+            "--hostname",
+            "bankq-webhooks@%h",
             "--without-gossip",
             "--without-mingle",
         ],

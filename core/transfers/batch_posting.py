@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from core.clock import utcnow
-from core.db import Database
+from core.db import Database, job_events_written
 from core.errors import TransientError
 from core.limits import NO_DEFAULT_LIMITS, DefaultLimits, Usage, UsageKey, save_usage
 from core.models import Account, Job, Transfer, TransferBatch
@@ -300,6 +300,7 @@ def _record(
         code = BATCH_FAILED[0]
         bad = report.failed - sum(o == BATCH_FAILED for o in outcomes)
         message = f"{bad} of {len(items)} items could not be posted, so none was (see result.items)."
+    job_events_written(s)
     s.execute(
         update(JOBS)
         .where(JOBS.c.id == job_id)

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from core import jobs
 from core.clock import as_utc, utcnow
-from core.db import Database
+from core.db import Database, job_events_written
 from core.errors import TransientError
 from core.limits import NO_DEFAULT_LIMITS, DefaultLimits, Usage, UsageKey, lock_usage, save_usage
 from core.models import Account, Entry, Job, Transfer
@@ -242,6 +242,8 @@ def _apply(
             )
         posted.append((c.job_id, c.transfer_id))
         report.posted.append(c.job_id)
+    if claimed:
+        job_events_written(s)  # every claimed job ends below, by Core UPDATEs the ORM does not see
     if entries:
         s.execute(insert(ENTRIES), entries)  # one multi-row INSERT, nothing returned
     if accounts:

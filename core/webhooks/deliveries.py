@@ -46,6 +46,7 @@ class Claim:
 class Outcome:
     status: str  # succeeded | retrying | failed | stale (another claim holds it, or nothing to do)
     answer: transport.Answer | None = None
+    webhook_id: str | None = None  # the endpoint that now has room for its next delivery
 
 
 def _due(now: Any) -> Any:
@@ -54,14 +55,17 @@ def _due(now: Any) -> Any:
     )
 
 
-def claim_due(bank: Bank, *, limit: int = 200) -> list[Claim]:
-    """Beat: claim due deliveries of active endpoints, at most MAX_IN_FLIGHT in flight per endpoint."""
+def claim_due(bank: Bank, *, limit: int = 200, webhook_id: str | None = None) -> list[Claim]:
+    """Claim due deliveries of active endpoints (of one endpoint, when given), at most MAX_IN_FLIGHT in flight per
+    endpoint."""
     now = utcnow()
     claims: list[Claim] = []
     with bank.db.transaction() as s:
-        due_hooks = select(WebhookDelivery.webhook_id).where(_due(now)).distinct()
+        due_hooks = select(WebhookDelivery.webhook_id).where(_due(now))
+        if webhook_id is not None:
+            due_hooks = due_hooks.where(WebhookDelivery.webhook_id == webhook_id)
         hooks = list(s.scalars(
-            select(Webhook).where(Webhook.status == "active", Webhook.id.in_(due_hooks))
+            select(Webhook).where(Webhook.status == "active", Webhook.id.in_(due_hooks.distinct()))
             .limit(limit).with_for_update(skip_locked=True)
         ))
         for hook in hooks:
@@ -131,9 +135,9 @@ def _record(bank: Bank, delivery_id: str, attempt: int, answer: transport.Answer
         if answer.succeeded:
             delivery.status, delivery.next_attempt_at = "succeeded", None
             hook.failing_since = None
-            return Outcome("succeeded", answer)
+            return Outcome("succeeded", answer, hook.id)
         hook.failing_since = hook.failing_since or now
-        outcome = Outcome("failed", answer)
+        outcome = Outcome("failed", answer, hook.id)
         if hook.status == "active" and answer.status_code == 410:
             _disable(s, hook, "the endpoint answered 410 Gone")
         elif hook.status == "active" and now - as_utc(hook.failing_since) >= DISABLE_AFTER:

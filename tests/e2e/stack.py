@@ -139,7 +139,8 @@ class Stack:
         return self.base
 
     def start_worker(
-        self, name: str = "worker", queues: str = "transfers,kyc,notify,default", concurrency: int = 2
+        self, name: str = "worker", queues: str = "transfers,kyc,notify,default", concurrency: int = 2,
+        pool: str = "prefork",
     ) -> None:
         before = self.log(name).count(" ready.")
         self._spawn(
@@ -154,6 +155,8 @@ class Stack:
                 queues,
                 "--concurrency",
                 str(concurrency),
+                "--pool",
+                pool,
                 "--hostname",
                 f"{name}-{uuid.uuid4().hex[:6]}@%h",
                 "--loglevel",
@@ -163,6 +166,11 @@ class Stack:
             ],
         )
         self._wait(lambda: self.log(name).count(" ready.") > before, name, 60)
+
+    def start_webhooks_worker(self) -> None:
+        """The webhooks worker as `make run` starts it: threads, and a dispatcher that hands over deliveries as
+        job events commit."""
+        self.start_worker("webhooks-worker", queues="webhooks", concurrency=4, pool="threads")
 
     def start_beat(self) -> None:
         self._spawn("beat", ["-m", "celery", "-A", "tasks", "beat", "--loglevel", "INFO"])

@@ -45,13 +45,14 @@ def test_a_killed_process_is_restarted_and_work_goes_on(tmp_path):
     try:
         client = Client(stack.start_launcher())
         launcher = stack.procs["launcher"].pid
-        for word in (" beat", " worker"):
+        processes = {"beat": " beat", "worker": "bankq-all@", "webhooks": "bankq-webhooks@"}
+        for word in processes.values():
             before = component(launcher, word)
             os.killpg(before, signal.SIGKILL)
             wait_until(lambda w=word, b=before: component(launcher, w) != b, 30, f"{word} not restarted")
         log = stack.log("launcher")
-        assert "bankq: beat exited with -9; restarting it in" in log
-        assert "bankq: worker exited with -9; restarting it in" in log
+        for name in processes:
+            assert f"bankq: {name} exited with -9; restarting it in" in log
         # The restarted worker posts, and the API never went away.
         admin = client.login(*ADMIN)
         _, alice = client.customer("alice")

@@ -167,7 +167,7 @@ def test_live_events_arrive_on_both_streams_and_the_job_stream_ends_after_its_te
         delays += [queued_at - committed, done_at - posted]
         assert queued_at - accepted_at < 2 and done_at - posting < 2
     with capsys.disabled():
-        print(f"\nSSE commit-to-arrival on PostgreSQL (LISTEN wake-up): max {max(delays) * 1000:.1f} ms, "
+        print(f"\nSSE commit-to-arrival on PostgreSQL (Redis wake-up): max {max(delays) * 1000:.1f} ms, "
               f"median {sorted(delays)[len(delays) // 2] * 1000:.1f} ms over {len(delays)} events")
 
 

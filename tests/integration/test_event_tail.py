@@ -23,7 +23,7 @@ from tests.support import make_user
 
 @pytest.fixture
 def tail(bank: Bank) -> Iterator[EventTail]:
-    hub = WakeupHub(bank.settings.database_url)
+    hub = WakeupHub(bank.settings.redis_url)
     tail = EventTail(bank.db, hub, Horizon(bank.db), StreamTiming(poll_seconds=1.0, keepalive_seconds=30, inbox=5))
     yield tail
     hub.close()
