@@ -7,9 +7,10 @@ stream cap, one worker). Then:
 2. BENCH_SSE_STREAMS (1000) streams opened by a separate asyncio process (bench.sse_holder): 4 per transferring
    customer, the rest spread over idle customers, as pages left open are;
 3. the same closed loop again with every stream open: the ratio to (1) is the cost of holding them;
-4. an open loop offering BENCH_SSE_RATE (200) transfers/s with the streams open: for every terminal event a
-   stream receives, the time from the job's updated_at (written by the worker just before its commit) to the
-   event's arrival, p50/p99/max.
+4. an open loop offering BENCH_SSE_RATE (200) transfers/s with the streams open and a webhook endpoint per
+   transferring customer (a local receiver answering 204): for every terminal event a stream receives, and for
+   every webhook's first attempt, the time from the job's updated_at (written by the worker just before its commit)
+   to the arrival, p50/p99/max.
 
 Ratios come from one run on one machine; absolute figures are printed to explain them, not to compare machines."""
 
@@ -23,6 +24,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 import requests
 
@@ -40,6 +42,7 @@ from bench.http_transfers import percentile
 from bench.stack import ROOT, Stack, phase, wait_for_http
 from tasks.launcher import commands
 from tests import servers, support
+from tests.receiver import Receiver
 
 ACTIVE = 16  # transferring customers, one client thread each
 STREAMS_PER_ACTIVE = 4
@@ -166,13 +169,15 @@ def main() -> int:
         env = bankq_env(stack, database_url, "sse")
         port = servers.free_port()
         env.update({"HOST": "127.0.0.1", "PORT": str(port), "LOG_LEVEL": "WARNING",
-                    "BANKQ_RATE_LIMITS_ENABLED": "false", "WORKER_QUEUES": "transfers,default"})
+                    "BANKQ_RATE_LIMITS_ENABLED": "false", "WORKER_QUEUES": "transfers,default",
+                    "BANKQ_WEBHOOK_ALLOW_PRIVATE": "true"})
         bank = new_bank(stack, env)
         customers = open_customers(bank, ACTIVE)
         idle = [support.make_user(bank).username for _ in range(IDLE_USERS)]
         bank.db.dispose()
         shapes = commands(env)
         api, worker = stack.start("api", shapes["api"], env), stack.start("worker", shapes["worker"], env)
+        webhooks = stack.start("webhooks", shapes["webhooks"], env)
         base = f"http://127.0.0.1:{port}"
         wait_for_http(f"{base}/health", api)
         tokens = {u: login(base, u) for u in [c.user.username for c in customers] + idle}
@@ -193,7 +198,15 @@ def main() -> int:
             print(f"  {opened}")
         with phase(f"closed loop, {len(streams)} streams open ({config.seconds:.0f} s)"):
             with_streams = posted_per_second(base, database_url, customers, tokens, config.seconds, meter)
-        with phase(f"open loop at {config.rate:.0f}/s offered, {len(streams)} streams open ({config.seconds:.0f} s)"):
+        receiver = Receiver()
+        stack.callback(receiver.close)
+        for c in customers:
+            answer = requests.post(f"{base}/api/v1/webhooks", timeout=30,
+                                   headers={"Authorization": f"Bearer {tokens[c.user.username]}"},
+                                   json={"url": receiver.url, "events": ["job.succeeded", "job.failed"]})
+            answer.raise_for_status()
+        with phase(f"open loop at {config.rate:.0f}/s offered, {len(streams)} streams open, {len(customers)} webhook "
+                   f"endpoints ({config.seconds:.0f} s)"):
             holder.stdin.write("mark\n")
             holder.stdin.flush()
             with Load(base, customers, tokens, config.rate) as load:
@@ -208,6 +221,9 @@ def main() -> int:
             holder.stdin.write("quit\n")
             holder.stdin.flush()
             holder.wait(30)
+            receiver.wait_for(load.sent, timeout=60)
+            first_attempts = first_attempt_latencies(receiver)
+        webhooks.stop()
         worker.stop()
         api.stop()
 
@@ -229,7 +245,22 @@ def main() -> int:
         print(f"{f'updated_at -> stream arrival p{q} ms (target p99 <= 100)':<52}"
               f"{percentile(latencies, q):>12.1f}")
     print(f"{'updated_at -> stream arrival max ms':<52}{max(latencies, default=0):>12.1f}")
+    print(f"{'webhook first attempts received':<52}{len(first_attempts):>12}")
+    for q in (50, 99):
+        print(f"{f'updated_at -> webhook first attempt p{q} ms (p99 <= 1000)':<52}"
+              f"{percentile(first_attempts, q):>12.1f}")
+    print(f"{'updated_at -> webhook first attempt max ms':<52}{max(first_attempts, default=0):>12.1f}")
     return 0
+
+
+def first_attempt_latencies(receiver: Receiver) -> list[float]:
+    """Arrival of each event's first attempt minus its job's updated_at, in ms."""
+    first: dict[str, float] = {}
+    for request in receiver.requests:
+        job = json.loads(request.body)["data"]
+        finished = datetime.fromisoformat(job["updated_at"]).timestamp()
+        first.setdefault(request.headers["webhook-id"], (request.at - finished) * 1000)
+    return list(first.values())
 
 
 if __name__ == "__main__":

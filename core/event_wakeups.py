@@ -175,6 +175,8 @@ class WakeupHub:
                         self.wake_all()
             except (redis.RedisError, OSError) as exc:
                 self.listening.clear()
+                if self.closed:
+                    break
                 if not warned:
                     log.warning("event listener: lost Redis (%s); streams poll until it is back", exc)
                     warned = True

@@ -8,6 +8,8 @@ import copy
 import dataclasses
 import hashlib
 import hmac
+import json
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -438,3 +440,71 @@ def test_secrets_are_sealed_at_rest(private_bank, wclient, receiver):
     with private_bank.db.transaction() as s:
         stored = s.get(Webhook, hook["id"]).secret
     assert hook["secret"] not in stored and hook["secret"].removeprefix("whsec_") not in stored
+
+
+def test_the_dispatcher_sends_as_soon_as_the_job_commits(private_bank, wclient, receiver):
+    """Woken through Redis by the job's commit, not by its 2 s fallback poll nor by beat."""
+    from core.webhooks.dispatch import Dispatcher
+
+    user = make_user(private_bank)
+    _create(wclient, auth_headers(wclient, user), receiver.url)
+    sent: list[str] = []
+
+    def send(claim):  # type: ignore[no-untyped-def] # what the deliver task does, in this thread
+        sent.append(webhooks.send_delivery(private_bank, claim.delivery_id, claim.token).status)
+
+    dispatcher = Dispatcher(private_bank, send, poll_seconds=30)
+    dispatcher.start()
+    try:
+        assert dispatcher.hub.listening.wait(10)
+        deadline = time.monotonic() + 5
+        while dispatcher.rounds < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        posted = time.monotonic()
+        job_id = _transfer(private_bank, user)
+        [request] = receiver.wait_for(1, timeout=5)
+        assert time.monotonic() - posted < 2
+        assert json.loads(request.body)["data"]["id"] == job_id
+        deadline = time.monotonic() + 5
+        while not sent and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert sent == ["succeeded"]
+    finally:
+        dispatcher.stop()
+
+
+def test_an_endpoint_with_room_again_gets_its_next_delivery_at_once(private_bank, wclient, receiver):
+    from core.webhooks.dispatch import next_for
+
+    user = make_user(private_bank)
+    hook = _create(wclient, auth_headers(wclient, user), receiver.url)
+    for _ in range(webhooks.MAX_IN_FLIGHT + 1):
+        _transfer(private_bank, user)
+    webhooks.fan_out(private_bank)
+    first = webhooks.claim_due(private_bank)
+    assert len(first) == webhooks.MAX_IN_FLIGHT  # the cap holds the third back
+    outcome = webhooks.send_delivery(private_bank, first[0].delivery_id, first[0].token)
+    assert outcome.status == "succeeded" and outcome.webhook_id == hook["id"]
+    handed: list[webhooks.Claim] = []
+    assert next_for(private_bank, hook["id"], handed.append) == 1
+    assert handed[0].delivery_id not in {c.delivery_id for c in first}
+
+
+def test_a_sender_that_fails_leaves_the_rest_to_their_leases(private_bank, wclient, receiver):
+    from core.webhooks.dispatch import dispatch
+
+    users = [make_user(private_bank) for _ in range(3)]
+    for user in users:
+        _create(wclient, auth_headers(wclient, user), receiver.url)
+        _transfer(private_bank, user)
+    tries: list[str] = []
+
+    def broker_down(claim):  # type: ignore[no-untyped-def]
+        tries.append(claim.delivery_id)
+        raise ConnectionError("broker unavailable")
+
+    assert dispatch(private_bank, broker_down) == 0 and len(tries) == 1  # stops at the first failure
+    assert _count(private_bank, WebhookDelivery, WebhookDelivery.status == "sending") == 3
+    clock.freeze(datetime.now(UTC) + timedelta(seconds=61))
+    assert dispatch(private_bank, lambda c: webhooks.send_delivery(private_bank, c.delivery_id, c.token)) == 3
+    assert len(receiver.wait_for(3)) == 3
