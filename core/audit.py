@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
-from core.clock import isoformat
-from core.db import Database
+from core.clock import isoformat, utcnow
+from core.db import Database, queue_insert
 from core.models import AuditEvent
 from core.pagination import check_limit, decode_cursor, encode_cursor
 
+EVENTS = cast(Table, AuditEvent.__table__)
 # Every action the trail can hold, and what it means. The OpenAPI document lists them (GET /admin/audit and its
 # ?action= filter); a test scans core so that no record() call writes an action missing here.
 ACTIONS: dict[str, str] = {
@@ -78,9 +79,18 @@ ACTIONS: dict[str, str] = {
 
 
 def record(session: Session, actor_id: str | None, action: str, target: str | None, **details: Any) -> None:
+    session.add(AuditEvent(**event_row(actor_id, action, target, **details)))
+
+
+def queue_record(session: Session, actor_id: str | None, action: str, target: str | None, **details: Any) -> None:
+    """`record`, as one of the transaction's queued inserts (core.db.queue_insert) instead of an ORM object."""
+    queue_insert(session, EVENTS, {**event_row(actor_id, action, target, **details), "at": utcnow()})
+
+
+def event_row(actor_id: str | None, action: str, target: str | None, **details: Any) -> dict[str, Any]:
     if action not in ACTIONS:  # a bug, not bad input: the trail's vocabulary is part of the API
         raise ValueError(f"unknown audit action {action!r}: add it to core.audit.ACTIONS")
-    session.add(AuditEvent(actor_id=actor_id, action=action, target=target, details=details or None))
+    return {"actor_id": actor_id, "action": action, "target": target, "details": details or None}
 
 
 def list_events(db: Database, *, action: str | None, limit: int | None, cursor: str | None) -> dict[str, Any]:

@@ -7,16 +7,25 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, text
+from sqlalchemy import Table, bindparam, delete, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.clock import as_utc, utcnow
-from core.db import Database
+from core.db import Database, insert_queued, queue_insert
 from core.errors import BadRequest, Conflict, ValidationFailed
 from core.models import IdempotencyKey
+
+KEYS = cast(Table, IdempotencyKey.__table__)
+_STORED = (KEYS.c.fingerprint, KEYS.c.response_status, KEYS.c.response_body, KEYS.c.expires_at)
+_LOOK_UP = select(*_STORED).where(KEYS.c.user_id == bindparam("user_id"), KEYS.c.key == bindparam("key"))
+_LOCK_AND_LOOK_UP = (
+    select(func.pg_try_advisory_xact_lock(func.hashtextextended(bindparam("lock"), 0)).label("got"), *_STORED)
+    .select_from(text("(SELECT 1) AS one"))
+    .outerjoin(KEYS, (KEYS.c.user_id == bindparam("user_id")) & (KEYS.c.key == bindparam("key")))
+)
 
 
 @dataclass
@@ -91,20 +100,15 @@ def _accept_in(
     ttl: int,
 ) -> Accepted:
     now = utcnow()
-    if db.is_postgres:
-        got = s.scalar(
-            text("SELECT pg_try_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": f"idem:{user_id}:{key}"}
+    got, existing = _lock_and_look_up(db, s, user_id, key)
+    if not got:
+        raise Conflict(
+            "A request with this Idempotency-Key is still being accepted.",
+            code="idempotency_key_in_use",
+            headers={"Retry-After": "1"},
         )
-        if not got:
-            raise Conflict(
-                "A request with this Idempotency-Key is still being accepted.",
-                code="idempotency_key_in_use",
-                headers={"Retry-After": "1"},
-            )
-    existing = s.get(IdempotencyKey, (user_id, key))
     if existing is not None and as_utc(existing.expires_at) <= now:
-        s.delete(existing)
-        s.flush()
+        s.execute(delete(KEYS).where(KEYS.c.user_id == user_id, KEYS.c.key == key))
         existing = None
     if existing is not None:
         if existing.fingerprint != fp:
@@ -113,20 +117,22 @@ def _accept_in(
             )
         return Accepted(existing.response_status, existing.response_body, replayed=True)
     status, body, job_id = create(s)
-    s.add(
-        IdempotencyKey(
-            user_id=user_id,
-            key=key,
-            fingerprint=fp,
-            response_status=status,
-            response_body=body,
-            job_id=job_id,
-            created_at=now,
-            expires_at=now + timedelta(seconds=ttl),
-        )
-    )
-    s.flush()
+    queue_insert(s, KEYS, {
+        "user_id": user_id, "key": key, "fingerprint": fp, "response_status": status, "response_body": body,
+        "job_id": job_id, "created_at": now, "expires_at": now + timedelta(seconds=ttl),
+    })
+    insert_queued(s)  # with whatever `create` queued: on PostgreSQL one statement
     return Accepted(status, body, replayed=False)
+
+
+def _lock_and_look_up(db: Database, s: Session, user_id: str, key: str) -> tuple[bool, Any]:
+    """(whether this request may go on, the stored answer for the key or None), in one round trip. On PostgreSQL
+    the key's advisory lock is taken in the same statement: a second request with the key while the first is
+    being accepted is told so (409) rather than made to wait. SQLite serialises writers anyway."""
+    if db.is_postgres:
+        row = s.execute(_LOCK_AND_LOOK_UP, {"lock": f"idem:{user_id}:{key}", "user_id": user_id, "key": key}).one()
+        return bool(row.got), row if row.fingerprint is not None else None
+    return True, s.execute(_LOOK_UP, {"user_id": user_id, "key": key}).first()
 
 
 def purge_expired(db: Database) -> int:

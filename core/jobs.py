@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
 
 from core.clock import as_utc, isoformat, utcnow
-from core.db import Database, publish_after_commit
+from core.db import OUTBOX, Database, publish_after_commit, queue_insert
 from core.errors import NotFound
-from core.models import Job, OutboxMessage, User
+from core.models import Job, OutboxMessage, User, new_id
 from core.pagination import newest_first
 
+JOBS = cast(Table, Job.__table__)
 TERMINAL = ("succeeded", "failed", "cancelled")
 STATUSES = ("queued", "running", "awaiting_confirmation", *TERMINAL)
 RESOURCE_PATHS = {
@@ -86,6 +87,34 @@ def new_job(
         job.id = job_id
     session.add(job)
     return job
+
+
+def queue_new_job(
+    session: Session,
+    *,
+    kind: str,
+    user_id: str,
+    resource_type: str,
+    resource_id: str,
+    status: str = "queued",
+    available_at: datetime | None = None,
+    enqueue: bool = True,
+) -> Job:
+    """`new_job` (and `enqueue`) as queued inserts (core.db.queue_insert): the accept path writes its rows in one
+    statement. Returns the job as a transient object, for its view."""
+    task_name, queue = ROUTES[kind]
+    now = utcnow()
+    row = {
+        "id": new_id(), "kind": kind, "queue": queue, "task_name": task_name, "status": status, "user_id": user_id,
+        "resource_type": resource_type, "resource_id": resource_id, "attempts": 0, "result": None,
+        "error_code": None, "error_message": None, "available_at": available_at or now, "created_at": now,
+        "updated_at": now, "finished_at": None,
+    }
+    queue_insert(session, JOBS, row)
+    if enqueue:
+        queue_insert(session, OUTBOX, {"task_name": task_name, "queue": queue, "job_id": row["id"], "attempts": 0,
+                                       "created_at": now, "available_at": now})
+    return Job(**row)
 
 
 def enqueue(session: Session, job: Job) -> OutboxMessage:

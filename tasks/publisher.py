@@ -32,6 +32,11 @@ def send(task_name: str, queue: str, job_id: str) -> None:
     celery.send_task(task_name, args=[job_id], task_id=job_id, queue=queue, routing_key=queue, retry=False)
 
 
+def send_many(task_name: str, queue: str, job_ids: list[str]) -> None:
+    """Publish one message for many jobs (core.outbox.MANY): the task takes the list."""
+    celery.send_task(task_name, args=[job_ids], queue=queue, routing_key=queue, retry=False)
+
+
 def publish_now(db: Database, messages: list[Outgoing]) -> None:
     """The publisher of workers (beat ticks run in them too): send right after the task's commit. A failure
     is logged by the unit of work and the rows stay for the outbox relay, which is all that tries for a few
@@ -40,7 +45,7 @@ def publish_now(db: Database, messages: list[Outgoing]) -> None:
     if time.monotonic() < _broker_down_until:
         return
     try:
-        outbox.publish(db, send, messages)
+        outbox.publish(db, send, messages, send_many)
     except Exception:
         _broker_down_until = time.monotonic() + BREAKER_SECONDS
         raise
@@ -109,7 +114,11 @@ def _publish_in_background(db: Database, messages: list[Outgoing | int]) -> None
                     producer=producer,
                 )
 
-            outbox.publish(db, send_with, messages)
+            def send_many_with(task_name: str, queue: str, job_ids: list[str]) -> None:
+                celery.send_task(task_name, args=[job_ids], queue=queue, routing_key=queue, retry=False,
+                                 producer=producer)
+
+            outbox.publish(db, send_with, messages, send_many_with)
     except Exception as exc:
         log.warning("publishing after accept failed (%s: %s); the outbox relay will send it", type(exc).__name__, exc)
         _broker_down_until = time.monotonic() + BREAKER_SECONDS

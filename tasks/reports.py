@@ -6,7 +6,7 @@ from core import outbox
 from core.errors import DependencyUnavailable, TransientError
 from core.reports import monthly, worker
 from tasks import celery
-from tasks.publisher import send
+from tasks.publisher import send, send_many
 from tasks.runtime import bank, tick
 
 MAX_ATTEMPTS = 4
@@ -27,4 +27,4 @@ def render(self, job_id: str) -> str | None:  # type: ignore[no-untyped-def]
 @tick("reports.send_monthly_statements")
 def send_monthly_statements() -> int:
     queued = monthly.queue_monthly_statements(bank())
-    return queued + (outbox.relay(bank().db, send, grace_seconds=0) if queued else 0)
+    return queued + (outbox.relay(bank().db, send, grace_seconds=0, send_many=send_many) if queued else 0)

@@ -2,7 +2,7 @@
 
 from core.transfers.batch_posting import post_transfer_batch
 from core.transfers.batches import BatchRequest, request_transfer_batch
-from core.transfers.posting import post_transfer_jobs
+from core.transfers.posting import post_transfer_jobs, post_transfer_jobs_many
 from core.transfers.requests import (
     MovementRequest,
     TransferRequest,
@@ -25,6 +25,7 @@ __all__ = [
     "get_transfer",
     "post_transfer_batch",
     "post_transfer_jobs",
+    "post_transfer_jobs_many",
     "release_due_scheduled",
     "request_movement",
     "request_reversal",

@@ -131,9 +131,57 @@ def _wait_for_holder(db: Database, job_id: str) -> str | None:
         raise
 
 
-def _claim(s: Session, job_id: str, batch_size: int, only_own: bool, now: datetime) -> list[_Claimed]:
-    """Lock our own job by primary key, then up to batch_size-1 other due ones (oldest first, served by the
-    (status, available_at) index), each with its transfer. SKIP LOCKED: workers never wait on each other."""
+def post_transfer_jobs_many(
+    db: Database, job_ids: list[str], *, batch_size: int = 100, limits: DefaultLimits = NO_DEFAULT_LIMITS
+) -> PostingReport:
+    """Post these jobs (one message for many, core.outbox.MANY), batch_size a transaction, topped up with other
+    due jobs as post_transfer_jobs does. Jobs that another batch holds, or a batch the database rejects, go one by
+    one through post_transfer_jobs, with its waiting and fallback."""
+    report = PostingReport()
+    try:
+        pending = _still_due(db, job_ids)
+        while pending:
+            try:
+                part = _post_batch(db, pending[0], batch_size, limits=limits, also=pending[1:batch_size])
+            except REJECTED:
+                log.exception("posting: batch around job %s rejected by the database; posting one by one", pending[0])
+                part = None
+            done = set(part.posted) | set(part.failed) if part else set()
+            if part is None or not done & set(pending):
+                for job_id in pending:
+                    _add(report, post_transfer_jobs(db, job_id, batch_size=batch_size, limits=limits))
+                return report
+            _add(report, part)
+            report.own_job_busy = False
+            pending = _still_due(db, [j for j in pending if j not in done])
+    except OperationalError as exc:
+        raise TransientError(str(exc.orig)) from exc
+    return report
+
+
+def _add(report: PostingReport, part: PostingReport) -> None:
+    report.posted += part.posted
+    report.failed += part.failed
+    report.own_job_busy = report.own_job_busy or part.own_job_busy
+
+
+def _still_due(db: Database, job_ids: list[str]) -> list[str]:
+    """Those of job_ids still queued and due, in the order given, in one statement without locks."""
+    if not job_ids:
+        return []
+    now = utcnow()
+    with db.statement() as conn:
+        due = {row.id for row in conn.execute(
+            select(JOBS.c.id, JOBS.c.available_at).where(JOBS.c.id.in_(job_ids), JOBS.c.status == "queued"))
+            if as_utc(row.available_at) <= now}
+    return [j for j in dict.fromkeys(job_ids) if j in due]
+
+
+def _claim(s: Session, job_id: str, batch_size: int, only_own: bool, now: datetime,
+           also: list[str] | None = None) -> list[_Claimed]:
+    """Lock our own job (and `also`, the others of its message) by primary key, then up to batch_size in all with
+    other due ones (oldest first, served by the (status, available_at) index), each with its transfer.
+    SKIP LOCKED: workers never wait on each other."""
     query = (
         select(
             Job.id,
@@ -150,23 +198,25 @@ def _claim(s: Session, job_id: str, batch_size: int, only_own: bool, now: dateti
         .outerjoin(Transfer, Transfer.job_id == Job.id)
         .where(Job.task_name == POSTING_TASK, Job.status == "queued", Job.available_at <= now)
     )
-    rows = list(s.execute(query.where(Job.id == job_id).with_for_update(skip_locked=True, of=Job)))
+    own = [job_id, *(also or ())]
+    rows = list(s.execute(query.where(Job.id.in_(own)).with_for_update(skip_locked=True, of=Job)))
     if not only_own and batch_size > len(rows):
         # Even when another batch holds our job, post what else is due meanwhile (the caller then waits for it).
-        others = query.where(Job.id != job_id).order_by(Job.available_at).limit(batch_size - len(rows))
+        others = query.where(Job.id.not_in(own)).order_by(Job.available_at).limit(batch_size - len(rows))
         rows += s.execute(others.with_for_update(skip_locked=True, of=Job))
     return [_Claimed(*row) for row in rows]
 
 
 def _post_batch(
-    db: Database, job_id: str, batch_size: int, *, only_own: bool = False, limits: DefaultLimits = NO_DEFAULT_LIMITS
+    db: Database, job_id: str, batch_size: int, *, only_own: bool = False, limits: DefaultLimits = NO_DEFAULT_LIMITS,
+    also: list[str] | None = None,
 ) -> PostingReport:
     report = PostingReport()
     try:
         with db.transaction() as s:
             now = utcnow()
-            claimed = _claim(s, job_id, batch_size, only_own, now)
-            if not claimed or claimed[0].job_id != job_id:
+            claimed = _claim(s, job_id, batch_size, only_own, now, also)
+            if job_id not in {c.job_id for c in claimed}:
                 status = s.scalar(select(Job.status).where(Job.id == job_id))
                 report.own_job_busy = status == "queued"
             if claimed:

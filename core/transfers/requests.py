@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, Table, inspect, select
 from sqlalchemy.orm import Session
 
 from core import audit, jobs
 from core.accounts import cash_account, visible_account
 from core.bank import Bank
 from core.clock import as_utc, isoformat, utcnow
+from core.db import queue_insert
 from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from core.idempotency import Accepted, accept, fingerprint
 from core.models import Account, Job, Transfer, User, new_id
@@ -22,6 +23,7 @@ from core.transfers import confirmation
 from core.users import is_staff
 
 MAX_SCHEDULE_AHEAD = timedelta(days=366)
+TRANSFERS = cast(Table, Transfer.__table__)
 
 
 @dataclass(frozen=True)
@@ -235,25 +237,26 @@ def _accepted(
     hold: tuple[Settings, User, Account] | None = None,
     **details: Any,
 ) -> tuple[int, dict[str, Any], str | None]:
+    """Write the job, the transfer, its outbox row and the audit event as queued inserts: with the idempotency
+    record, one statement on PostgreSQL."""
     transfer.id = transfer.id or new_id()
-    job = jobs.new_job(
+    job = jobs.queue_new_job(
         s,
         kind=transfer.kind,
         user_id=user.id,
         resource_type="transfer",
         resource_id=transfer.id,
-        job_id=new_id(),
+        status="awaiting_confirmation" if hold is not None else "queued",
         available_at=available_at,
+        enqueue=hold is None and available_at is None,
     )
-    job.attempts = 0  # the column's default, which the view below needs before the (single) flush at commit
     transfer.job_id = job.id
-    s.add(transfer)
     if hold is not None:
         settings, owner, payee = hold
         confirmation.start(s, settings, owner, transfer, job, payee)
-    elif available_at is None:
-        jobs.enqueue(s, job)
-    audit.record(
+    # The attributes that were set (the columns' defaults do the rest, as the ORM would).
+    queue_insert(s, TRANSFERS, {k: v for k, v in inspect(transfer).dict.items() if k in TRANSFERS.c})
+    audit.queue_record(
         s,
         user.id,
         f"{transfer.kind}.requested",

@@ -16,7 +16,7 @@ from core.ledger import check_ledger
 from core.models import Account, Entry, Job, OutboxMessage, Transfer
 from core.settings import Settings
 from core.setup import prepare
-from core.transfers import TransferRequest, post_transfer_jobs, request_transfer
+from core.transfers import TransferRequest, post_transfer_jobs, post_transfer_jobs_many, request_transfer
 from tests.support import Recorder, make_user, open_account
 
 
@@ -156,3 +156,50 @@ def test_a_mixed_batch_is_written_the_same_on_sqlite(tmp_path):
         _mixed_batch(bank)
     finally:
         bank.db.dispose()
+
+
+def test_many_accepted_jobs_go_to_the_broker_as_one_message_and_post_together(bank):
+    alice, bob = make_user(bank), make_user(bank)
+    source, destination = open_account(bank, alice, "EUR", 10_00), open_account(bank, bob, "EUR")
+    bank.db.publisher = recorder = Recorder()
+    ids = [_accept(bank, alice, source, destination, "1.00", f"many-{n}").body["id"] for n in range(5)]
+    messages = [m for call in recorder.calls for m in call]
+    singles, many = [], []
+    assert outbox.publish(bank.db, lambda *m: singles.append(m), messages, lambda *m: many.append(m)) == 5
+    assert singles == [] and many == [("transfers.post_many", "transfers", ids)]
+    assert outbox.pending(bank.db) == 0
+    report = post_transfer_jobs_many(bank.db, ids + ids[:2], batch_size=3)  # a duplicate id costs nothing
+    assert sorted(report.posted) == sorted(ids) and report.failed == [] and not report.own_job_busy
+    with bank.db.transaction() as s:
+        assert {j.status for j in s.scalars(select(Job).where(Job.id.in_(ids)))} == {"succeeded"}
+    assert post_transfer_jobs_many(bank.db, ids).posted == []  # a duplicate message changes nothing
+
+
+def test_one_message_for_many_leaves_a_held_job_to_its_holder(bank):
+    alice, bob = make_user(bank), make_user(bank)
+    source, destination = open_account(bank, alice, "EUR", 10_00), open_account(bank, bob, "EUR")
+    held, free = (_accept(bank, alice, source, destination, "1.00", f"h-{n}").body["id"] for n in range(2))
+    locked, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with bank.db.transaction() as s:
+            s.get(Job, held, with_for_update=True)
+            locked.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    assert locked.wait(10)
+    threading.Timer(0.3, release.set).start()
+    report = post_transfer_jobs_many(bank.db, [held, free])
+    thread.join()
+    assert sorted(report.posted) == sorted([held, free]) and not report.own_job_busy  # the holder rolled back
+
+
+def test_the_relay_sends_what_an_outage_left_many_to_a_message(bank):
+    alice, bob = make_user(bank), make_user(bank)
+    source, destination = open_account(bank, alice, "EUR", 10_00), open_account(bank, bob, "EUR")
+    ids = [_accept(bank, alice, source, destination, "1.00", f"r-{n}").body["id"] for n in range(3)]
+    many: list[tuple] = []
+    assert outbox.relay(bank.db, lambda *m: None, grace_seconds=0, send_many=lambda *m: many.append(m)) == 3
+    assert many == [("transfers.post_many", "transfers", ids)]

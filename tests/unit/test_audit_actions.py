@@ -22,15 +22,17 @@ def _action_argument(call: ast.Call) -> ast.expr | None:
 
 
 def _audit_calls() -> list[tuple[str, ast.expr | None]]:
-    """(where, action expression) of every `audit.record(...)` (or `record(...)` inside core/audit.py)."""
+    """(where, action expression) of every `audit.record(...)` / `audit.queue_record(...)` (or the bare names inside
+    core/audit.py)."""
     found = []
     for path in sorted(CORE.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if not isinstance(node, ast.Call):
                 continue
             func = node.func
-            named = isinstance(func, ast.Attribute) and func.attr == "record" and ast.unparse(func.value) == "audit"
-            local = path.name == "audit.py" and isinstance(func, ast.Name) and func.id == "record"
+            names = ("record", "queue_record")
+            named = isinstance(func, ast.Attribute) and func.attr in names and ast.unparse(func.value) == "audit"
+            local = path.name == "audit.py" and isinstance(func, ast.Name) and func.id in names
             if named or local:
                 found.append((f"{path.relative_to(CORE.parent)}:{node.lineno}", _action_argument(node)))
     return found
