@@ -1,4 +1,8 @@
-"""`python -m bench` (or `make bench`): baselines and bankq measured in one run, printed as ratios."""
+"""`python -m bench` (or `make bench`): baselines and bankq measured in one run, printed as ratios.
+
+A: pgbench TPC-B. B: a Celery no-op drain through the same Redis. Then bankq as `make run` starts it on PostgreSQL +
+Redis: single transfers over HTTP at saturation and at a fixed offered rate, batch transfers, the CPU each process
+spent per transfer, the scaling curve over API and worker processes, and a statement page on a big ledger."""
 
 from __future__ import annotations
 
@@ -10,13 +14,15 @@ import sys
 import time
 from typing import Any
 
-from bench.batch_posting import run_batch
+from bench.batch_transfers import run_batches
 from bench.celery_noop import run_noop
 from bench.config import BenchConfig
 from bench.http_transfers import run_http
 from bench.pgbench import run_pgbench
 from bench.report import Figures, per_item, results_document, table, write_results
+from bench.scaling import run_scaling
 from bench.stack import PHASES, RESULTS, ROOT, Interrupted, Stack, phase
+from bench.statement_page import run_statement_page
 
 
 def main() -> int:
@@ -30,12 +36,14 @@ def main() -> int:
                 pg = run_pgbench(stack, config)
             with phase(f"baseline B: {config.noop_tasks} Celery no-op tasks"):
                 noop = run_noop(stack, config)
-            with phase(f"bankq over HTTP: {config.transfers} transfers from {config.clients} clients"):
+            with phase(f"bankq single transfers over HTTP, {config.customers} customers"):
                 http = run_http(stack, config)
-            batches = []
-            for processes in config.batch_processes:
-                with phase(f"bankq batch posting: {config.batch_transfers} jobs, {processes} process(es)"):
-                    batches.append(run_batch(stack, config, processes))
+            with phase(f"bankq batch transfers over HTTP, {config.batch_items} items a batch"):
+                batch, batch_conserved = run_batches(stack, config)
+            with phase("bankq scaling curve"):
+                curve = run_scaling(stack, config)
+            with phase("bankq statement page"):
+                statement = run_statement_page(stack, config)
     except KeyboardInterrupt:
         print("bench: interrupted; everything it started is stopped", file=sys.stderr)
         return 130
@@ -43,25 +51,33 @@ def main() -> int:
         print("bench: terminated; everything it started is stopped", file=sys.stderr)
         return 143
 
+    s, o = http.saturated, http.offered
     figures = Figures(
-        pgbench_tps=pg.tps, celery_noop_per_second=noop.per_second, accept_per_second=http.accept_per_second,
-        accept_p50_ms=http.p50_ms, accept_p99_ms=http.p99_ms, e2e_per_second=http.e2e_per_second,
-        batch_per_second={b.processes: b.per_second for b in batches},
+        pgbench_tps=pg.tps, celery_noop_per_second=noop.per_second, accept_per_second=s.accepted_per_second,
+        accept_p50_ms=s.p50_ms, accept_p99_ms=s.p99_ms, e2e_per_second=s.posted_per_second,
+        offered_rate=config.offered_rate, offered_accept_per_second=o.accepted_per_second, offered_p50_ms=o.p50_ms,
+        offered_p99_ms=o.p99_ms, batch_per_second=batch.posted_per_second,
+        statement_p50_ms=statement.window.p50_ms, statement_p99_ms=statement.window.p99_ms,
     )
+    cpu = {
+        "pgbench_transaction": per_item(pg.cpu_seconds, pg.transactions),
+        "celery_noop_message": per_item(noop.cpu_seconds, noop.tasks),
+        "single_transfer": per_item(s.cpu_seconds, s.posted),
+        "batch_transfer": per_item(batch.cpu_seconds, batch.posted),
+    }
     details: dict[str, Any] = {
         "pgbench": dataclasses.asdict(pg),
         "celery_noop": dataclasses.asdict(noop),
-        "http": dataclasses.asdict(http),
-        "batch": [dataclasses.asdict(b) for b in batches],
-        "cpu_ms_per_item": {
-            "pgbench_transaction": per_item(pg.cpu_seconds, pg.transactions),
-            "celery_noop_message": per_item(noop.cpu_seconds, noop.tasks),
-            "http_transfer": per_item(http.cpu_seconds, http.accepted),
-            **{f"batch_posting_{b.processes}p": per_item(b.cpu_seconds, b.posted) for b in batches},
-        },
+        "http": {"saturated": _window(s), "offered": _window(o), "failed_jobs": http.failed_jobs,
+                 "money_conserved": http.money_conserved, "shape": http.shape},
+        "batch": {**_window(batch), "money_conserved": batch_conserved},
+        "scaling": [dataclasses.asdict(p) for p in curve],
+        "statement": {"ledger_entries": statement.ledger_entries, "account_entries": statement.account_entries,
+                      "seed_seconds": statement.seed_seconds, **_window(statement.window)},
+        "cpu_ms_per_item": cpu,
         "phases": PHASES,
         "run": {"seconds": round(time.monotonic() - began, 1), "cpus": os.cpu_count(),
-                "python": platform.python_version(), "commit": _commit(),
+                "python": platform.python_version(), "machine": platform.machine(), "commit": _commit(),
                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
     }
     document = results_document(figures, details, config.public())
@@ -69,32 +85,36 @@ def main() -> int:
 
     print(table(figures))
     print()
-    print(f"HTTP: {http.accepted}/{http.transfers} accepted by {http.clients} clients in {http.accept_seconds:.1f}s "
-          f"({http.retries} retried after a dropped connection), all posted after {http.e2e_seconds:.1f}s; "
-          f"failed jobs {http.failed_jobs}; {http.posting_transactions} posting transactions "
-          f"({http.accepted / max(1, http.posting_transactions):.1f} transfers each); "
-          f"money conserved: {_yes(http.money_conserved)}")
-    for b in batches:
-        print(f"batch: {b.posted}/{b.transfers} posted in {b.seconds:.1f}s by {b.processes} process(es) in "
-              f"{b.transactions} post_transfer_jobs calls (batch size {b.batch_size}); failed {b.failed}; "
-              f"set-up accept through core {b.core_accept_per_second:,.0f}/s; "
-              f"money conserved: {_yes(b.money_conserved)}")
-    print(f"pgbench: {pg.transactions} transactions, scale {pg.scale}, -c {pg.clients} -j {pg.threads}; "
-          f"Celery no-op: {noop.tasks} tasks in {noop.seconds:.1f}s (sent in {noop.send_seconds:.1f}s), "
-          f"-c {noop.concurrency}")
-    print("CPU ms per item (by process group, during the measured window):")
-    for name, spent in details["cpu_ms_per_item"].items():
+    print(f"single transfers: {s.accepted} accepted and {s.posted} posted in the {s.seconds:.0f} s window from "
+          f"{s.connections} connections ({s.retries} resent after a dropped connection); afterwards every job "
+          f"finished, failed jobs {http.failed_jobs}, money conserved: {_yes(http.money_conserved)}")
+    print(f"batch transfers: {batch.accepted} batches of {config.batch_items} accepted, {batch.posted} transfers "
+          f"posted in the window; money conserved: {_yes(batch_conserved)}")
+    print(f"statement page: {statement.window.sent} pages read from an account with {statement.account_entries:,} "
+          f"entries in a ledger of {statement.ledger_entries:,} (seeded in {statement.seed_seconds:.0f} s)")
+    print("CPU ms per item, by process (during the window):")
+    for name, spent in cpu.items():
         print(f"  {name:20} " + ", ".join(f"{k} {v:.2f}" for k, v in spent.items()))
+    print("scaling curve (single transfers at saturation):")
+    print(f"  {'API processes':>13}  {'worker processes':>16}  {'accepted/s':>10}  {'posted/s':>9}  {'p99 ms':>7}")
+    for p in curve:
+        print(f"  {p.api_processes:>13}  {p.worker_processes:>16}  {p.accepted_per_second:>10,.0f}  "
+              f"{p.posted_per_second:>9,.0f}  {p.p99_ms:>7.1f}")
     loads = ", ".join(f"{p['load_before']}" for p in PHASES)
     print(f"load average at the start of each phase: {loads} ({os.cpu_count()} CPUs; other work on the box is noise)")
-    if http.errors:
-        print("HTTP errors (first few): " + "; ".join(http.errors))
-    print(f"results: {(RESULTS / 'latest.json').relative_to(ROOT)}; total {details['run']['seconds']}s")
-    sound = (http.money_conserved and http.accepted == http.transfers and http.failed_jobs == 0
-             and all(b.money_conserved and b.posted == b.transfers for b in batches))
+    for name, w in (("single", s), ("offered", o), ("batch", batch)):
+        if w.errors:
+            print(f"{name} errors (first few): " + "; ".join(w.errors))
+    print(f"results: {RESULTS / 'latest.json'}; total {details['run']['seconds']}s")
+    sound = (http.money_conserved and http.failed_jobs == 0 and batch_conserved and s.accepted > 0
+             and not s.errors and not batch.errors)
     if not sound:
-        print("bench: the run was not sound (lost, failed or unbalanced transfers): see above", file=sys.stderr)
+        print("bench: the run was not sound (refused, failed or unbalanced transfers): see above", file=sys.stderr)
     return 0 if sound else 1
+
+
+def _window(w: Any) -> dict[str, Any]:
+    return dataclasses.asdict(w)
 
 
 def _yes(flag: bool) -> str:

@@ -28,6 +28,7 @@ from datetime import datetime
 
 import requests
 
+from bench.bankq_http import percentile
 from bench.bankq_stack import (
     CURRENCY,
     Customer,
@@ -38,7 +39,6 @@ from bench.bankq_stack import (
     transfer_job_counts,
 )
 from bench.cpu import CpuMeter
-from bench.http_transfers import percentile
 from bench.stack import ROOT, Stack, phase, wait_for_http
 from tasks.launcher import commands
 from tests import servers, support

@@ -27,6 +27,7 @@ Publisher = Callable[["Database", list[Outgoing]], None]
 _WRITTEN = "bankq.outbox.written"
 _JOB_EVENTS = "bankq.job_events.written"
 _QUEUED = "bankq.inserts.queued"
+_INSERTS: dict[tuple[Any, ...], list[tuple[Any, bool]]] = {}
 OUTBOX = cast(Table, OutboxMessage.__table__)
 
 
@@ -61,26 +62,42 @@ def insert_queued(session: Session) -> None:
     groups: dict[str, tuple[Table, list[dict[str, Any]]]] = {}
     for table, values in queued:
         groups.setdefault(table.name, (table, []))[1].append(values)
-    statements: list[Any] = []
-    outbox = None
-    for table, rows in groups.values():
-        statement = insert(table).values(rows)
-        if table.name == OUTBOX.name:
-            outbox = statement.returning(OUTBOX.c.id, OUTBOX.c.task_name, OUTBOX.c.queue, OUTBOX.c.job_id)
-        else:
-            statements.append(statement)
-    if session.get_bind().dialect.name == "postgresql":
-        main = outbox if outbox is not None else statements.pop()
-        if statements:  # WITH w0 AS (INSERT ...), w1 AS (INSERT ...) INSERT ... RETURNING: one round trip
-            main = main.add_cte(*(st.cte(f"w{i}") for i, st in enumerate(statements)))
-        statements, outbox = ([], main) if outbox is not None else ([main], None)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    shape = (postgres, *((t.name, tuple(tuple(r) for r in rows)) for t, rows in groups.values()))
+    statements = _INSERTS.get(shape)
+    if statements is None:
+        statements = _INSERTS[shape] = _inserts([g for g in groups.values()], postgres)
+    params = {f"{t.name}_{i}_{column}": value
+              for t, rows in groups.values() for i, row in enumerate(rows) for column, value in row.items()}
     if "jobs" in groups:
         job_events_written(session)
-    for statement in statements:
-        session.execute(statement)
-    if outbox is not None:
-        for row in session.execute(outbox):
-            publish_after_commit(session, Outgoing(*row))
+    for statement, returns_outbox in statements:
+        result = session.execute(statement, params)
+        if returns_outbox:
+            for row in result:
+                publish_after_commit(session, Outgoing(*row))
+
+
+def _inserts(groups: list[tuple[Table, list[dict[str, Any]]]], postgres: bool) -> list[tuple[Any, bool]]:
+    """The statements for one shape of queued inserts, with a bound parameter per value (`jobs_0_status`), built
+    once and reused: SQLAlchemy then compiles each shape once, not on every accept. On PostgreSQL one statement:
+    WITH w0 AS (INSERT ...), w1 AS (INSERT ...) INSERT INTO outbox ... RETURNING."""
+    built: list[tuple[Any, bool]] = []
+    outbox: list[tuple[Any, bool]] = []
+    for table, rows in groups:
+        values = [{c: bindparam(f"{table.name}_{i}_{c}", type_=table.c[c].type) for c in row}
+                  for i, row in enumerate(rows)]
+        statement = insert(table).values(values if len(values) > 1 else values[0])
+        if table.name == OUTBOX.name:
+            returning = statement.returning(OUTBOX.c.id, OUTBOX.c.task_name, OUTBOX.c.queue, OUTBOX.c.job_id)
+            outbox.append((returning, True))
+        else:
+            built.append((statement, False))
+    built += outbox  # last: on PostgreSQL the statement the others are CTEs of, so its RETURNING is the result
+    if not postgres or len(built) == 1:
+        return built
+    *ctes, (main, returns) = built
+    return [(main.add_cte(*(st.cte(f"w{i}") for i, (st, _) in enumerate(ctes))), returns)]
 
 
 def job_events_written(session: Session) -> None:
