@@ -1,5 +1,5 @@
-"""A running bankq (gunicorn API + Celery worker, as `make run` starts them on PostgreSQL + Redis) on a scratch
-database, driven over HTTP by bench.load in a process of its own, with the database and the CPU of every process
+"""A running bankq (gunicorn API, Celery worker and beat, as `make run` starts them on PostgreSQL + Redis) on a
+scratch database, driven over HTTP by bench.load in a process of its own, with the database and the CPU of every process
 read at the moments the load's measuring window opens and closes."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import redis
 import requests
 
 from bench.bankq_stack import (
@@ -57,11 +58,17 @@ class Bankq:
     tokens: list[str]
     api: Process
     worker: Process
+    beat: Process
     shape: Shape
 
     def stop(self) -> None:
+        self.beat.stop()
         self.worker.stop()
         self.api.stop()
+
+    def check_alive(self) -> None:
+        for process in (self.api, self.worker, self.beat):
+            process.check_alive()
 
 
 def start_bankq(stack: Stack, name: str, shape: Shape, customers: int) -> Bankq:
@@ -70,23 +77,26 @@ def start_bankq(stack: Stack, name: str, shape: Shape, customers: int) -> Bankq:
     port = servers.free_port()
     env.update({
         "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": str(shape.api_processes),
-        "WEB_THREADS": str(shape.web_threads), "WORKER_QUEUES": "transfers,default",
+        # The worker takes the receipts (notify) and beat's ticks (default) too, so their cost is in the figures.
+        "WEB_THREADS": str(shape.web_threads), "WORKER_QUEUES": "transfers,notify,default",
         "WORKER_CONCURRENCY": str(shape.worker_processes), "LOG_LEVEL": "WARNING",
         "BANKQ_RATE_LIMITS_ENABLED": "false",
     })
     metrics = data_dir(env) / "prometheus"
     metrics.mkdir(parents=True, exist_ok=True)
     env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics)
+    redis.Redis.from_url(stack.redis_url).flushdb()  # nothing of the last stack's beat or queues
     bank = new_bank(stack, env)
     people = open_customers(bank, customers)
     bank.db.dispose()
     shapes = commands(env)
     api = stack.start(f"{name}-api", shapes["api"], env)
     worker = stack.start(f"{name}-worker", shapes["worker"], env)
+    beat = stack.start(f"{name}-beat", shapes["beat"], env)
     base = f"http://127.0.0.1:{port}"
     wait_for_http(f"{base}/health", api)
     tokens = [_login(base, c.user.username) for c in people]
-    return Bankq(base, port, database_url, people, tokens, api, worker, shape)
+    return Bankq(base, port, database_url, people, tokens, api, worker, beat, shape)
 
 
 def _login(base: str, username: str) -> str:
@@ -150,7 +160,7 @@ def drive(stack: Stack, bankq: Bankq, *, bodies: list[list[dict[str, Any]]], pat
     assert load.stdin is not None and load.stdout is not None
     load.stdin.write(json.dumps(job) + "\n")
     load.stdin.flush()
-    meter = stack.cpu_meter(api=bankq.api, worker=bankq.worker)
+    meter = stack.cpu_meter(api=bankq.api, worker=bankq.worker, beat=bankq.beat)
     assert load.stdout.readline().strip() == "window start"
     with libpq_connect(bankq.database_url) as conn:
         before = posted_count(conn)
@@ -160,8 +170,7 @@ def drive(stack: Stack, bankq: Bankq, *, bodies: list[list[dict[str, Any]]], pat
         after = posted_count(conn)
     result = json.loads(load.stdout.readline())
     load.wait(30)
-    bankq.api.check_alive()
-    bankq.worker.check_alive()
+    bankq.check_alive()
     latencies = result["latencies_ms"]
     return Window(mode=mode, connections=connections, rate=rate, seconds=seconds, sent=result["sent"],
                   accepted=result["accepted"], accepted_per_second=result["accepted"] / seconds,
@@ -187,8 +196,7 @@ def drained(bankq: Bankq, timeout: float = 180.0) -> dict[str, int]:
                 return transfer_job_counts(conn)
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{waiting} transfer jobs unfinished after {timeout}s\n{bankq.worker.log_tail()}")
-            bankq.api.check_alive()
-            bankq.worker.check_alive()
+            bankq.check_alive()
             time.sleep(0.1)
 
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, false, select
 from sqlalchemy.orm import Session
 
 from core import audit
 from core.clock import isoformat
-from core.db import Database
+from core.db import Database, columns_of, detached
 from core.errors import Forbidden, NotFound, ValidationFailed
 from core.models import Account, Entry, User
 from core.money import CURRENCIES, check_currency, format_minor
@@ -119,9 +120,38 @@ def bank_account(session: Session, number: str) -> Account:
 def visible_account(session: Session, user: User, account_id: str) -> Account:
     """The account if this user may see it; otherwise 404, never revealing that it exists."""
     account = session.get(Account, account_id) if isinstance(account_id, str) and len(account_id) <= 36 else None
+    return _visible(account, user)
+
+
+def visible_among(accounts: dict[str, Account], user: User, account_id: str) -> Account:
+    """visible_account, from accounts already loaded with load_accounts (by id: a number is not an id)."""
+    account = accounts.get(account_id) if isinstance(account_id, str) else None
+    return _visible(account if account is not None and account.id == account_id else None, user)
+
+
+def _visible(account: Account | None, user: User) -> Account:
     if account is None or account.kind != "customer" or not (is_staff(user) or account.owner_id == user.id):
         raise NotFound("No such account.", code="account_not_found")
     return account
+
+
+def load_accounts(session: Session, ids: Iterable[str | None], numbers: Iterable[str | None]) -> dict[str, Account]:
+    """The accounts with these ids or numbers, in one Core SELECT, keyed by id and by number (they never collide),
+    as detached instances for the checks to read: a request's accounts without the ORM's loading cost."""
+    ids = sorted({a for a in ids if isinstance(a, str) and 0 < len(a) <= 36})
+    numbers = sorted({n for n in numbers if isinstance(n, str) and 0 < len(n) <= 34})
+    if not ids and not numbers:
+        return {}
+    condition: ColumnElement[bool] = false()
+    if ids:
+        condition = condition | Account.id.in_(ids)
+    if numbers:
+        condition = condition | Account.number.in_(numbers)
+    found: dict[str, Account] = {}
+    for row in session.connection().execute(select(*columns_of(Account)).where(condition)):
+        account = detached(Account, row)
+        found[account.id] = found[account.number] = account
+    return found
 
 
 def open_account(db: Database, user: User, currency: str, type_: str, owner_id: str | None = None) -> dict[str, Any]:

@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, false, insert, select
+from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
 from core import audit, jobs
-from core.accounts import visible_account
+from core.accounts import load_accounts, visible_among
 from core.bank import Bank
 from core.clock import utcnow
 from core.errors import NotFound, ValidationFailed
@@ -60,21 +60,22 @@ def check_batch(bank: Bank, s: Session, user: User, cmd: BatchRequest) -> list[_
     and no amount that would need a one-time code. Every bad item is named in one 422."""
     if not 1 <= len(cmd.items) <= MAX_ITEMS:
         raise ValidationFailed("A batch has 1 to 1000 items.", errors={"items": [f"Give 1 to {MAX_ITEMS} items."]})
-    by_number = _load_accounts(s, cmd.items)
+    accounts = load_accounts(s, [a for i in cmd.items for a in (i.source_account_id, i.destination_account_id)],
+                             [i.destination_account_number for i in cmd.items])
     checked: list[_Checked] = []
     errors: dict[str, list[str]] = {}
     item_errors: list[dict[str, Any]] = []
     for index, item in enumerate(cmd.items):
         source: Account | None = None
         try:
-            source = visible_account(s, user, item.source_account_id)
+            source = visible_among(accounts, user, item.source_account_id)
             if item.execute_at is not None:
                 raise ValidationFailed(
                     "A batch posts at once.",
                     code="execute_at_not_allowed",
                     errors={"execute_at": ["Not allowed in a batch; schedule single transfers instead."]},
                 )
-            source, destination, amount, _ = check_transfer(bank, s, user, item, by_number)
+            source, destination, amount, _ = check_transfer(bank, s, user, item, accounts)
             if amount >= threshold_minor(bank.settings, item.currency):
                 raise ValidationFailed(
                     "This amount needs a one-time code.",
@@ -95,18 +96,6 @@ def check_batch(bank: Bank, s: Session, user: User, cmd: BatchRequest) -> list[_
             extra={"item_errors": item_errors},
         )
     return checked
-
-
-def _load_accounts(s: Session, items: tuple[TransferRequest, ...]) -> dict[str, Account]:
-    """Every account the batch names, in one SELECT; look-ups by id then hit the session."""
-    ids = {a for i in items for a in (i.source_account_id, i.destination_account_id) if a and len(a) <= 36}
-    numbers = {i.destination_account_number for i in items if i.destination_account_number}
-    condition: ColumnElement[bool] = false()
-    if ids:
-        condition = condition | Account.id.in_(ids)
-    if numbers:
-        condition = condition | Account.number.in_(numbers)
-    return {a.number: a for a in s.scalars(select(Account).where(condition))} if ids or numbers else {}
 
 
 def _fields(exc: NotFound | ValidationFailed, item: TransferRequest, source: Account | None) -> dict[str, list[str]]:

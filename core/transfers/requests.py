@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, inspect, select
+from sqlalchemy import Table, inspect, select
 from sqlalchemy.orm import Session
 
 from core import audit, jobs
-from core.accounts import cash_account, visible_account
+from core.accounts import cash_account, load_accounts, visible_account, visible_among
 from core.bank import Bank
 from core.clock import as_utc, isoformat, utcnow
 from core.db import queue_insert
@@ -69,30 +69,18 @@ def transfer_view(t: Transfer, reversed_by: str | None = None) -> dict[str, Any]
     }
 
 
-def _load_accounts(s: Session, cmd: TransferRequest) -> dict[str, Account]:
-    """Both accounts of a transfer in one SELECT; by number too. Look-ups by id then hit the session."""
-    ids = [a for a in (cmd.source_account_id, cmd.destination_account_id) if isinstance(a, str) and len(a) <= 36]
-    condition: ColumnElement[bool] = Account.id.in_(ids)
-    if cmd.destination_account_number and not cmd.destination_account_id:
-        condition = condition | (Account.number == cmd.destination_account_number)
-    if not ids and not (cmd.destination_account_number and not cmd.destination_account_id):
-        return {}
-    return {a.number: a for a in s.scalars(select(Account).where(condition))}
-
-
-def _destination(s: Session, cmd: TransferRequest, by_number: dict[str, Account] | None = None) -> Account:
+def _destination(cmd: TransferRequest, accounts: dict[str, Account]) -> Account:
     if cmd.destination_account_id and cmd.destination_account_number:
         raise ValidationFailed(
             "Give the destination by id or by number, not both.",
             errors={"destination_account_id": ["Give only one of id and number."]},
         )
     if cmd.destination_account_id:
-        account = s.get(Account, cmd.destination_account_id) if len(cmd.destination_account_id) <= 36 else None
+        account = accounts.get(cmd.destination_account_id)
+        account = account if account is not None and account.id == cmd.destination_account_id else None
     elif cmd.destination_account_number:
-        if by_number is not None:
-            account = by_number.get(cmd.destination_account_number)
-        else:
-            account = s.scalar(select(Account).where(Account.number == cmd.destination_account_number))
+        account = accounts.get(cmd.destination_account_number)
+        account = account if account is not None and account.number == cmd.destination_account_number else None
     else:
         raise ValidationFailed(
             "A destination account is required.",
@@ -120,14 +108,16 @@ def _check_sender(bank: Bank, s: Session, source: Account, caller: User) -> None
 
 
 def check_transfer(
-    bank: Bank, s: Session, user: User, cmd: TransferRequest, by_number: dict[str, Account] | None = None
+    bank: Bank, s: Session, user: User, cmd: TransferRequest, accounts: dict[str, Account] | None = None
 ) -> tuple[Account, Account, int, datetime | None]:
     """Every rule a transfer must pass before it is accepted; writes nothing. Returns source, destination,
-    amount in minor units and execute_at (UTC) or None. `by_number`: the accounts, already in the session
-    (a batch loads all its items' accounts at once)."""
-    by_number = _load_accounts(s, cmd) if by_number is None else by_number
-    source = visible_account(s, user, cmd.source_account_id)
-    destination = _destination(s, cmd, by_number)
+    amount in minor units and execute_at (UTC) or None. `accounts`: from load_accounts, when the caller has loaded
+    them already (a batch loads all its items' accounts at once)."""
+    if accounts is None:
+        accounts = load_accounts(s, [cmd.source_account_id, cmd.destination_account_id],
+                                 [cmd.destination_account_number])
+    source = visible_among(accounts, user, cmd.source_account_id)
+    destination = _destination(cmd, accounts)
     check_currency(cmd.currency)
     amount = parse_amount(cmd.amount, cmd.currency)
     if source.id == destination.id:
