@@ -62,8 +62,8 @@ def main() -> int:
     cpu = {
         "pgbench_transaction": per_item(pg.cpu_seconds, pg.transactions),
         "celery_noop_message": per_item(noop.cpu_seconds, noop.tasks),
-        "single_transfer": per_item(s.cpu_seconds, s.posted),
-        "batch_transfer": per_item(batch.cpu_seconds, batch.posted),
+        "single_transfer": per_item(s.cpu_seconds, s.posted, accepted=s.accepted),
+        "batch_transfer": per_item(batch.cpu_seconds, batch.posted, accepted=batch.accepted * config.batch_items),
     }
     details: dict[str, Any] = {
         "pgbench": dataclasses.asdict(pg),

@@ -96,11 +96,19 @@ def table(f: Figures) -> str:
     return "\n".join([line(header), "  ".join("-" * w for w in widths), *(line(row) for row in rows)])
 
 
-def per_item(cpu_seconds: dict[str, float], items: int) -> dict[str, float]:
-    """CPU milliseconds per item by process group, and their total."""
+def per_item(cpu_seconds: dict[str, float], items: int, *, accepted: int | None = None) -> dict[str, float]:
+    """CPU milliseconds per item by process group, and their total. With `accepted` (items is then what was
+    posted): the API's CPU per accepted item, the worker's and beat's per posted item, the servers' per the mean of
+    the two, so a window in which the worker fell behind the API charges neither side the other's backlog."""
     if not items:
         return {}
-    spent = {name: round(seconds * 1000 / items, 3) for name, seconds in cpu_seconds.items() if seconds}
+    if accepted:
+        mean = (accepted + items) / 2
+        per = {"api": accepted, "worker": items, "beat": items}
+        spent = {name: round(seconds * 1000 / per.get(name, mean), 3) for name, seconds in cpu_seconds.items()
+                 if seconds}
+    else:
+        spent = {name: round(seconds * 1000 / items, 3) for name, seconds in cpu_seconds.items() if seconds}
     return {**spent, "total": round(sum(spent.values()), 3)}
 
 

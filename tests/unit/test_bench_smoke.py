@@ -100,3 +100,8 @@ def test_results_file_is_json(tmp_path):
 def test_cpu_per_item():
     assert per_item({"api": 1.0, "worker": 0.5, "redis": 0.0}, 100) == {"api": 10.0, "worker": 5.0, "total": 15.0}
     assert per_item({"api": 1.0}, 0) == {}
+
+
+def test_cpu_per_item_charges_each_side_its_own_count():
+    spent = per_item({"api": 1.0, "worker": 1.0, "postgres": 1.5, "bench": 0.1}, 50, accepted=100)
+    assert spent == {"api": 10.0, "worker": 20.0, "postgres": 20.0, "bench": 1.333, "total": 51.333}
