@@ -72,7 +72,7 @@ def insert_queued(session: Session) -> None:
     if "jobs" in groups:
         job_events_written(session)
     for statement, returns_outbox in statements:
-        result = session.execute(statement, params)
+        result = session.connection().execute(statement, params)  # Core: no ORM layer to pass
         if returns_outbox:
             for row in result:
                 publish_after_commit(session, Outgoing(*row))

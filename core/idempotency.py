@@ -130,9 +130,10 @@ def _lock_and_look_up(db: Database, s: Session, user_id: str, key: str) -> tuple
     the key's advisory lock is taken in the same statement: a second request with the key while the first is
     being accepted is told so (409) rather than made to wait. SQLite serialises writers anyway."""
     if db.is_postgres:
-        row = s.execute(_LOCK_AND_LOOK_UP, {"lock": f"idem:{user_id}:{key}", "user_id": user_id, "key": key}).one()
+        lookup = {"lock": f"idem:{user_id}:{key}", "user_id": user_id, "key": key}
+        row = s.connection().execute(_LOCK_AND_LOOK_UP, lookup).one()
         return bool(row.got), row if row.fingerprint is not None else None
-    return True, s.execute(_LOOK_UP, {"user_id": user_id, "key": key}).first()
+    return True, s.connection().execute(_LOOK_UP, {"user_id": user_id, "key": key}).first()
 
 
 def purge_expired(db: Database) -> int:
