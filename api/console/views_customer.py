@@ -21,14 +21,22 @@ from core.users import is_staff
 
 PAGE_SIZE = 25
 TRANSFER_FIELDS = ("source_account_id", "destination_account_id", "destination_account_number", "amount",
-                   "currency", "description", "execute_at")
+                   "description", "execute_at")
 REMINDER_FIELDS = ("message", "remind_at", "channel", "repeat")
-ORDER_FIELDS = ("source_account_id", "destination_account_id", "amount", "currency", "frequency", "start_date",
-                "end_date", "description")
+ORDER_FIELDS = ("source_account_id", "destination_account_id", "amount", "frequency", "start_date", "end_date",
+                "description")
 
 
 def own_accounts() -> list[dict[str, Any]]:
     return list(accounts.list_accounts(bank().db, current(), owner_id=None, limit=500, cursor=None)["items"])
+
+
+def with_source_currency(values: dict[str, str]) -> dict[str, str]:
+    """A payment is in its source account's currency (the API refuses any other): the form does not ask."""
+    for held in own_accounts():
+        if held["id"] == values.get("source_account_id"):
+            return {**values, "currency": held["currency"]}
+    return values
 
 
 def local_to_utc(values: dict[str, str], name: str) -> None:
@@ -97,7 +105,7 @@ def transfer_submit():  # type: ignore[no-untyped-def]
     values = submitted(TRANSFER_FIELDS)
     try:
         key = form_key()
-        body = dict(values)
+        body = with_source_currency(values)
         local_to_utc(body, "execute_at")
         loaded = load(TransferIn(), body)
         accepted = accept_once(lambda: transfers.request_transfer(
@@ -217,9 +225,10 @@ def standing_order_create():  # type: ignore[no-untyped-def]
     values = submitted(ORDER_FIELDS)
     try:
         key = form_key()
-        body = load(StandingOrderIn(), values)
+        sent = with_source_currency(values)
+        body = load(StandingOrderIn(), sent)
         accept_once(lambda: standing_orders.create_standing_order(
-            bank(), current(), standing_orders.NewStandingOrder(**body), idempotency_key=key, body=values))
+            bank(), current(), standing_orders.NewStandingOrder(**body), idempotency_key=key, body=sent))
     except BankqError as exc:
         return _orders_page(status=exc.status, error=exc.detail, errors=exc.errors, values=values)
     return go("standing_orders_page")
