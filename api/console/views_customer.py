@@ -14,7 +14,7 @@ from api.schemas import AccountIn, ProfileIn, TransferIn
 from api.schemas_kyc import DocumentForm
 from api.schemas_schedules import ReminderIn, StandingOrderIn
 from core import accounts, jobs, notifications, reminders, standing_orders, transfers, users
-from core.errors import BankqError, ValidationFailed
+from core.errors import BankqError, NotFound, ValidationFailed
 from core.kyc import documents
 from core.time_zones import known_zones, zone
 from core.users import is_staff
@@ -32,11 +32,14 @@ def own_accounts() -> list[dict[str, Any]]:
 
 
 def with_source_currency(values: dict[str, str]) -> dict[str, str]:
-    """A payment is in its source account's currency (the API refuses any other): the form does not ask."""
+    """A payment is in its source account's currency (the API refuses any other): the form does not ask. A source
+    that is not the customer's own is a 404, as in the API."""
+    if "source_account_id" not in values:
+        return values
     for held in own_accounts():
-        if held["id"] == values.get("source_account_id"):
+        if held["id"] == values["source_account_id"]:
             return {**values, "currency": held["currency"]}
-    return values
+    raise NotFound("No such account.", code="account_not_found")
 
 
 def local_to_utc(values: dict[str, str], name: str) -> None:
