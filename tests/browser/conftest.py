@@ -14,11 +14,13 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from email import policy
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from core.bank import Bank
@@ -48,6 +50,7 @@ class Bankq:
     admin: str
     teller: str
     mail_dir: Path
+    database_url: str
 
     def url(self, path: str) -> str:
         return self.base + path
@@ -68,6 +71,15 @@ class Bankq:
             self.client.deposit(self.admin, account["id"], funds, f"fund-{username}")
         return {"username": username, "email": body["email"], "token": token, "account": account,
                 "id": created.json()["id"]}
+
+    @contextmanager
+    def holding(self, account_id: str) -> Iterator[None]:
+        """The account's row locked, as a long transaction would: the worker's posting waits until the block
+        ends, so a test sees the job's page before the job finishes, every time."""
+        with psycopg.connect(support.libpq(self.database_url)) as conn:
+            conn.execute("SELECT id FROM accounts WHERE id = %s FOR NO KEY UPDATE", (account_id,))
+            yield
+            conn.rollback()
 
     def jobs_of(self, token: str, kind: str) -> list[dict[str, Any]]:
         return list(self.client.call("GET", f"/jobs?kind={kind}", token).json()["items"])
@@ -119,7 +131,7 @@ def bankq(pg_server: servers.Server, redis_server: servers.Server,
             "username": TELLER[0], "email": "teller@bank.example", "password": TELLER[1],
             "full_name": "Tina Teller", "role": "teller"})
         assert teller.status_code == 201, teller.text
-        yield Bankq(stack.base, client, admin, client.login(*TELLER), data_dir / "mail")
+        yield Bankq(stack.base, client, admin, client.login(*TELLER), data_dir / "mail", url)
     finally:
         stack.stop_all()
         support.drop_database(pg_server.url, url)

@@ -51,10 +51,13 @@ def test_sign_up_deposit_by_a_teller_then_a_transfer_succeeds_live(bankq: Bankq,
     page.get_by_label("Amount").fill("25.00")
     page.get_by_label("Description").fill("Rent share")
     keep_screenshot(page, "transfer-form")
-    page.get_by_role("button", name="Send").click()
-    page.wait_for_url(JOB_URL)
-    job_url, navigations = page.url, []
-    page.on("framenavigated", lambda frame: navigations.append(frame.url))
+    account_id = page.get_by_label("From").input_value()
+    with bankq.holding(account_id):  # the worker waits: the page shows the job before it is done
+        page.get_by_role("button", name="Send").click()
+        page.wait_for_url(JOB_URL)
+        assert page.locator("#job-status [data-status]").get_attribute("data-status") in ("queued", "running")
+        job_url, navigations = page.url, []
+        page.on("framenavigated", lambda frame: navigations.append(frame.url))
     card = status(page, "succeeded")
     assert card.get_attribute("data-via") == "stream"  # pushed over the event stream, not polled
     assert navigations == [] and page.url == job_url  # no reload
@@ -99,13 +102,14 @@ def test_a_double_submitted_transfer_form_posts_once_and_polling_takes_over_with
     page.get_by_label("Account number").fill(bob["account"]["number"])
     page.get_by_label("Amount").fill("10.00")
     sent = page.evaluate("() => Object.fromEntries(new FormData(document.querySelector('form.once')))")
-    page.get_by_role("button", name="Send").dblclick()
-    page.wait_for_url(JOB_URL)
-    job_path = page.url.removeprefix(bankq.base)
-
-    # The same form sent again (a resubmit after a lost answer): the same key, so the same job, nothing new.
-    again = page.request.post("/transfers", form=sent, max_redirects=0)
-    assert again.status == 303 and again.headers["location"] == job_path
+    with bankq.holding(alice["account"]["id"]):
+        page.get_by_role("button", name="Send").dblclick()
+        page.wait_for_url(JOB_URL)
+        job_path = page.url.removeprefix(bankq.base)
+        # The same form sent again (a resubmit after a lost answer): the same key, so the same job, nothing new.
+        again = page.request.post("/transfers", form=sent, max_redirects=0)
+        assert again.status == 303 and again.headers["location"] == job_path
+        assert page.locator("#job-status [data-status]").get_attribute("data-status") in ("queued", "running")
     assert status(page, "succeeded").get_attribute("data-via") == "poll"
     assert len(bankq.jobs_of(alice["token"], "transfer")) == 1
     assert bankq.client.balance(alice["token"], alice["account"]["id"]) == "40.00"
