@@ -121,7 +121,7 @@ def init_console(app: Flask, bank: Bank) -> None:
     app.register_error_handler(404, _unrouted)
     app.register_error_handler(405, _unrouted)
     app.jinja_env.globals["currency_options"] = [(code, code) for code in sorted(CURRENCIES)]
-    for name in ("money", "local_time", "status_words", "error_words", "reason_words", "check_words"):
+    for name in ("money", "local_time", "kind_words", "status_words", "error_words", "reason_words", "check_words"):
         app.jinja_env.filters[name] = getattr(formatting, name)
 
     @app.after_request

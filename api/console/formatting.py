@@ -19,6 +19,19 @@ STATUS_WORDS = {
     "cancelled": "Cancelled",
 }
 
+KIND_WORDS = {
+    "transfer": "Transfer",
+    "transfer_batch": "Batch of transfers",
+    "deposit": "Deposit",
+    "withdrawal": "Withdrawal",
+    "reversal": "Reversal",
+    "kyc": "Identity check",
+    "otp": "One-time code",
+    "statement": "Statement",
+    "loan_disbursement": "Loan payout",
+    "loan_repayment": "Loan repayment",
+}
+
 ERROR_WORDS = {
     "insufficient_funds": "There was not enough money in the account.",
     "limit_exceeded": "It would go over the account holder's daily or monthly limit.",
@@ -84,6 +97,10 @@ def local_time(value: str | datetime | None, time_zone: str | None, with_zone: b
 
 def status_words(status: str) -> str:
     return STATUS_WORDS.get(status, status.replace("_", " ").capitalize())
+
+
+def kind_words(kind: str) -> str:
+    return KIND_WORDS.get(kind, kind.replace("_", " ").capitalize())
 
 
 def error_words(error: dict | None) -> str:
