@@ -8,6 +8,7 @@ Set BANKQ_SCREENSHOTS to a folder (e.g. docs/console) to save the README's scree
 from __future__ import annotations
 
 import email
+import functools
 import io
 import os
 import re
@@ -29,8 +30,6 @@ from core.setup import prepare
 from tests import servers, support
 from tests.e2e.stack import ADMIN, E2E_SECRET_KEY, ROOT, Client, Stack
 
-__all__ = ["ADMIN"]
-
 CHROMIUM = Path("/usr/bin/chromium")
 # Without the background-networking flags chromium phones home, which this closed network refuses.
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -39,6 +38,9 @@ OUTPUT = ROOT / "test-results"
 PASSWORD = "lantern-meadow-4821"
 TELLER = ("console-teller", "quartz-harbour-5150")
 WAIT_MS = 60_000  # the longest a page waits for a job (OCR on a loaded 2-core machine)
+# axe-core (the copy axe-playwright-python ships) with the WCAG 2.1 A and AA rules.
+AXE_OPTIONS = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]},
+               "resultTypes": ["violations"]}
 
 
 @dataclass
@@ -221,6 +223,19 @@ def teller_state(browser: Any, bankq: Bankq) -> dict[str, Any]:
     state = ctx.storage_state()
     ctx.close()
     return state  # type: ignore[no-any-return]
+
+
+@functools.cache
+def _axe() -> Any:
+    from axe_playwright_python.sync_playwright import Axe
+
+    return Axe()
+
+
+def accessible(page: Any, what: str) -> None:
+    """No axe-core violation of the WCAG 2.1 A/AA rules on the page as it is now."""
+    found = _axe().run(page, options=AXE_OPTIONS).response["violations"]
+    assert found == [], (what, [(v["id"], v["impact"], [n["target"] for n in v["nodes"]]) for v in found])
 
 
 def passport_png(**fields: Any) -> bytes:

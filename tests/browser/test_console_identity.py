@@ -6,8 +6,7 @@ import re
 
 import pytest
 
-from tests.browser.conftest import WAIT_MS, Bankq, keep_screenshot, passport_png, signed_in
-from tests.browser.test_console_quality import accessible
+from tests.browser.conftest import WAIT_MS, Bankq, accessible, keep_screenshot, passport_png, signed_in
 
 pytestmark = pytest.mark.e2e
 

@@ -7,20 +7,17 @@ import re
 from typing import Any
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 
-from tests.browser.conftest import ADMIN, PASSWORD, Bankq, keep_screenshot, signed_in
+from tests.browser.conftest import PASSWORD, Bankq, accessible, keep_screenshot, signed_in
+from tests.e2e.stack import ADMIN
 
 pytestmark = pytest.mark.e2e
 PAGE_BUDGET_BYTES = 200 * 1024
-AXE_OPTIONS = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]},
-               "resultTypes": ["violations"]}
 WEIGHT = """() => {
   const nav = performance.getEntriesByType('navigation')[0];
   const rest = performance.getEntriesByType('resource').filter(r => r.initiatorType !== 'img');
   return nav.decodedBodySize + rest.reduce((sum, r) => sum + r.decodedBodySize, 0);
 }"""
-axe = Axe()
 weights: dict[str, int] = {}
 
 
@@ -28,11 +25,6 @@ def uncached(ctx: Any) -> Any:
     """Routing every request turns chromium's cache off: each page then loads (and weighs) all it needs."""
     ctx.route("**/*", lambda route: route.continue_())
     return ctx
-
-
-def accessible(page: Any, path: str) -> None:
-    found = axe.run(page, options=AXE_OPTIONS).response["violations"]
-    assert found == [], (path, [(v["id"], v["impact"], [n["target"] for n in v["nodes"]]) for v in found])
 
 
 def check(page: Any, path: str, width: int | None = None, *, audit: bool = True) -> None:
@@ -71,7 +63,7 @@ def test_main_pages_are_accessible_light_and_fit_a_phone(bankq: Bankq, new_conte
     phone.wait_for_url(re.compile(r"/$"))
     main = ("/", f"/accounts/{alice['account']['id']}", "/transfers/new", f"/jobs/{job['id']}", "/kyc")
     for path in (*main, "/notifications", "/reminders", "/standing-orders", "/profile"):
-        check(phone, path, 375, audit=path in main or path == "/standing-orders")
+        check(phone, path, 375, audit=path in main)
     phone.goto("/")
     keep_screenshot(phone, "phone-accounts")
 
@@ -81,8 +73,8 @@ def test_main_pages_are_accessible_light_and_fit_a_phone(bankq: Bankq, new_conte
                         (f"/staff/movements/new?account={alice['account']['id']}", True)):
         check(teller, path, audit=audit)
     admin = uncached(signed_in(new_context(), *ADMIN)).new_page()
-    for path, audit in (("/staff/queues", False), ("/staff/audit", True), ("/staff/ledger?run=1", False)):
-        check(admin, path, audit=audit)
+    for path in ("/staff/queues", "/staff/audit", "/staff/ledger?run=1"):
+        check(admin, path, audit=False)
     assert admin.locator("[data-ledger-ok='true']").is_visible()
     print("\npage weights before images (bytes):", dict(sorted(weights.items(), key=lambda kv: -kv[1])))
 
