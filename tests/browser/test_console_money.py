@@ -111,6 +111,7 @@ def test_a_double_submitted_transfer_form_posts_once_and_polling_takes_over_with
         assert again.status == 303 and again.headers["location"] == job_path
         assert page.locator("#job-status [data-status]").get_attribute("data-status") in ("queued", "running")
     assert status(page, "succeeded").get_attribute("data-via") == "poll"
+    page.locator("[sse-connect]").wait_for(state="detached")  # and the page stops retrying the stream
     assert len(bankq.jobs_of(alice["token"], "transfer")) == 1
     assert bankq.client.balance(alice["token"], alice["account"]["id"]) == "40.00"
     assert bankq.client.balance(bob["token"], bob["account"]["id"]) == "10.00"

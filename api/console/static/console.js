@@ -47,10 +47,21 @@
     var timer = window.setInterval(function () {
       if (!document.body.contains(target) || finished(target)) {
         window.clearInterval(timer);
+        stopStream(source);
         return;
       }
       window.htmx.trigger(target, "bankq:poll");
     }, POLL_MS);
+  }
+  // The job is over: the extension would go on retrying the stream, so put a copy without it in its place
+  // (htmx.remove lets the extension close its EventSource).
+  function stopStream(source) {
+    if (!document.body.contains(source)) return;
+    var copy = source.cloneNode(true);
+    copy.removeAttribute("sse-connect");
+    copy.removeAttribute("hx-ext");
+    source.parentNode.insertBefore(copy, source);
+    window.htmx.remove(source);
   }
   document.addEventListener("htmx:sseError", function (event) {
     startPolling(event.target);
