@@ -29,6 +29,8 @@ def safe_next(target: str | None) -> str | None:
     """Only a path on this site: never an open redirect to somebody else's sign-in look-alike."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return None
+    if len(target) > 2000 or not target.isprintable():
+        return None
     parts = urlsplit(target)
     return None if parts.scheme or parts.netloc else target
 

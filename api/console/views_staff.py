@@ -11,10 +11,10 @@ from api.console.blueprint import bank, blp, current, go, page
 from api.console.forms import accept_once, form_key, load, new_key, submitted
 from api.console.sessions import admin_only, staff_only
 from api.schemas import AuditArgs, MovementIn
-from api.schemas_customers import CustomerStatusIn
+from api.schemas_customers import CustomerSearchArgs, CustomerStatusIn
 from api.schemas_kyc import ReviewIn
 from core import audit, customers, jobs, ledger, transfers
-from core.errors import BankqError, ValidationFailed
+from core.errors import BankqError, NotFound, ValidationFailed
 from core.kyc import documents
 from tasks.publisher import workers_report
 
@@ -66,8 +66,9 @@ def kyc_decide(document_id: str):  # type: ignore[no-untyped-def]
 @blp.get("/staff/customers")
 @staff_only
 def customer_search():  # type: ignore[no-untyped-def]
-    q = request.args.get("q", "").strip()[:200]
-    found = customers.search(bank().db, q, limit=PAGE_SIZE, cursor=request.args.get("cursor") or None)
+    args = load(CustomerSearchArgs(), {k: v for k, v in request.args.items() if k in ("q", "cursor") and v})
+    q = (args["q"] or "").strip()
+    found = customers.search(bank().db, q, limit=PAGE_SIZE, cursor=args["cursor"])
     return page("staff_customers.html", q=q, found=found)
 
 
@@ -96,6 +97,8 @@ def customer_status(customer_id: str):  # type: ignore[no-untyped-def]
 def _movement_form(status: int = 200, **context: Any):  # type: ignore[no-untyped-def]
     account_id = context.pop("account_id", None) or request.args.get("account", "")
     held: dict[str, Any] | None = None
+    if account_id and not account_id.isprintable():
+        raise NotFound("No such account.", code="account_not_found")  # PostgreSQL could not even look it up
     if account_id:
         from core import accounts
 

@@ -147,6 +147,11 @@ def test_staff_pages_follow_the_api_roles(app, bank) -> None:
         assert teller.get(path).status_code == 403, path
         assert admin.get(path).status_code == 200, path
     assert teller.get("/staff/kyc").status_code == 200
+    assert teller.get("/staff/customers?q=a%00b").status_code == 422  # bad input is a 4xx, as in the API
+    assert teller.get("/staff/customers?q=" + "x" * 201).status_code == 422
+    assert teller.get("/staff/movements/new?account=a%00b").status_code == 404
+    assert teller.get("/staff/audit?action=bogus").status_code == 403  # admin only, before the input is looked at
+    assert admin.get("/staff/audit?action=bogus").status_code == 422
     assert teller.get("/transfers/new").status_code == 403  # staff move money through deposits, not transfers
     assert "The ledger balances" in admin.get("/staff/ledger?run=1").get_data(as_text=True)
 

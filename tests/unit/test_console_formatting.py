@@ -43,6 +43,7 @@ def test_codes_in_words() -> None:
 @pytest.mark.parametrize(("target", "kept"), [
     ("/transfers/new", "/transfers/new"), ("/accounts/1?cursor=x", "/accounts/1?cursor=x"),
     ("//evil.example/", None), ("https://evil.example/", None), ("/\\evil.example", None), ("", None), (None, None),
+    ("/ok\x00", None), ("/ok\r\nSet-Cookie: x", None),
 ])
 def test_after_sign_in_only_paths_on_this_site_are_followed(target: str | None, kept: str | None) -> None:
     assert safe_next(target) == kept
