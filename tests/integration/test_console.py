@@ -435,3 +435,58 @@ def test_swagger_ui_is_served_locally(client) -> None:
         assert asset.status_code == 200 and len(asset.get_data()) > 10_000, name
     assert client.get("/api/v1/docs/assets/index.html").status_code == 404
     assert client.get("/api/v1/docs/assets/..%2Fswagger_ui_bundle%2F__init__.py").status_code == 404
+
+
+HOSTILE = {"nul": "a\x00b", "huge": "x" * 5000, "blank": "   ", "unicode": "\u202e\ufeff𝔘"}
+CUSTOMER_FORMS = {
+    "/signup": ("username", "email", "password", "full_name", "date_of_birth", "phone", "time_zone"),
+    "/password-reset": ("email",),
+    "/password-reset/confirm": ("email", "code", "new_password"),
+    "/accounts": ("currency", "type"),
+    "/transfers": ("idempotency_key", "source_account_id", "destination_account_id", "destination_account_number",
+                   "amount", "description", "execute_at"),
+    "/kyc": ("idempotency_key", "document_type", "file"),
+    "/reminders": ("message", "remind_at", "channel", "repeat"),
+    "/standing-orders": ("idempotency_key", "source_account_id", "destination_account_id", "amount", "frequency",
+                         "start_date", "end_date", "description"),
+    "/profile": ("full_name", "phone", "time_zone"),
+    "/transfers/{transfer}/confirm": ("code",),
+    "/reminders/nope/cancel": (),
+    "/standing-orders/nope/cancel": (),
+    "/transfers/nope/cancel": (),
+}
+STAFF_FORMS = {
+    "/staff/movements": ("idempotency_key", "kind", "account_id", "amount", "currency", "description"),
+    "/staff/customers/{customer}/status": ("status",),
+    "/staff/kyc/nope/review": ("decision", "reason"),
+}
+
+
+def rows(bank: Bank) -> dict[str, int]:
+    from core.models import IdempotencyKey, KycDocument, User
+
+    return {m.__name__: count(bank, m) for m in (Account, Transfer, Job, Reminder, StandingOrder, User,
+                                                 IdempotencyKey, KycDocument)}
+
+
+def test_hostile_form_input_is_a_clear_4xx_and_writes_nothing(app, bank) -> None:
+    alice, teller = make_user(bank, full_name="Alice Martin"), make_user(bank, role="teller")
+    source = open_account(bank, alice, balance_minor=500_000)
+    held = accept_transfer(bank, alice, source, open_account(bank, make_user(bank)), "2000.00")
+    transfer_id = held.body["links"]["resource"].rsplit("/", 1)[1]
+    ids = {"transfer": transfer_id, "customer": alice.id}
+    before = rows(bank)
+    for who, forms in ((alice, CUSTOMER_FORMS), (teller, STAFF_FORMS)):
+        client = signed_in(app, who)
+        csrf = token(client.get("/"))
+        for path, names in forms.items():
+            for label, value in HOSTILE.items():
+                answer = client.post(path.format(**ids), data={"csrf_token": csrf, **dict.fromkeys(names, value)})
+                if (path, label) == ("/profile", "blank"):  # empty fields keep what the profile has: a valid save
+                    assert answer.status_code == 303
+                    continue
+                assert 400 <= answer.status_code < 500, (path, label, answer.status_code)
+                assert answer.mimetype == "text/html", (path, label, answer.get_data(as_text=True)[:300])
+                assert "Traceback" not in answer.get_data(as_text=True)
+    after = rows(bank)
+    assert after == before, {k: (before[k], after[k]) for k in before if before[k] != after[k]}
