@@ -144,7 +144,7 @@ def transfer_cancel(transfer_id: str):  # type: ignore[no-untyped-def]
 
 
 @blp.get("/kyc")
-@signed_in
+@customer_only
 def kyc():  # type: ignore[no-untyped-def]
     return _kyc_page()
 
