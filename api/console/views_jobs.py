@@ -72,9 +72,10 @@ def _last_event_id() -> int:
 
 
 def html_frames(retry_ms: int, items: Iterable[Event | None]) -> Iterator[bytes]:
-    """Each job event as the status fragment (`event: job`), then `event: done` after the terminal one, which
-    closes the page's EventSource (sse-close) instead of letting it reconnect to a finished job."""
-    yield f"retry: {retry_ms}\n\n".encode()
+    """`event: ready` at once (a page that does not get it, say behind a proxy that buffers, polls instead), each
+    job event as the status fragment (`event: job`), then `event: done` after the terminal one, which closes the
+    page's EventSource (sse-close) instead of letting it reconnect to a finished job."""
+    yield f"retry: {retry_ms}\n\nevent: ready\ndata: ready\n\n".encode()  # the page polls if this never arrives
     for item in items:
         if item is None:
             yield b": keep-alive\n\n"

@@ -347,7 +347,8 @@ def test_a_job_page_streams_rendered_status_then_closes_and_polls_with_286(app, 
     assert stream.mimetype == "text/event-stream"
     body = stream.get_data(as_text=True)  # the job is terminal: the stream replays and ends
     frames = [f for f in body.split("\n\n") if f]
-    assert frames[0].startswith("retry: ") and frames[-1] == "event: done\ndata: done"
+    assert frames[0].startswith("retry: ") and frames[1] == "event: ready\ndata: ready"
+    assert frames[-1] == "event: done\ndata: done"
     last = frames[-2].splitlines()
     assert last[0].startswith("id: ") and last[1] == "event: job"
     assert all(line.startswith("data: ") for line in last[2:]) and 'data-status="succeeded"' in frames[-2]

@@ -63,13 +63,26 @@
     source.parentNode.insertBefore(copy, source);
     window.htmx.remove(source);
   }
+  var READY_MS = 5000;
   document.addEventListener("htmx:sseError", function (event) {
     startPolling(event.target);
   });
-  // An EventSource the browser could not open at all (no support) also polls.
+  // The stream says "ready" as soon as it is open; one that stays silent (a proxy buffering it) is as good as none.
+  document.addEventListener("htmx:sseOpen", function (event) {
+    var source = event.target;
+    event.detail.source.addEventListener("ready", function () {
+      source.dataset.streaming = "true";
+    });
+  });
   document.addEventListener("DOMContentLoaded", function () {
-    if (typeof window.EventSource === "undefined") {
-      document.querySelectorAll("[sse-connect]").forEach(startPolling);
-    }
+    document.querySelectorAll("[sse-connect]").forEach(function (source) {
+      if (typeof window.EventSource === "undefined") {
+        startPolling(source);  // no EventSource in this browser at all
+        return;
+      }
+      window.setTimeout(function () {
+        if (source.dataset.streaming !== "true") startPolling(source);
+      }, READY_MS);
+    });
   });
 })();
