@@ -9,6 +9,10 @@ from flask import Flask, request
 from flask_smorest import Api
 from flask_smorest.utils import prepare_response
 
+from api.console import UPLOAD_ENDPOINTS as CONSOLE_UPLOADS
+from api.console import init_console
+from api.cors import init_cors
+from api.docs import ASSETS_URL, init_docs
 from api.errors import PROBLEM, problem, register_error_handlers
 from api.limits import init_limits
 from api.metrics import init_metrics
@@ -22,7 +26,7 @@ from core.settings import Settings
 from tasks.publisher import publish_soon
 
 JSON_TYPES = ("application/json",)
-UPLOAD_ENDPOINTS = {"kyc.upload_document"}
+UPLOAD_ENDPOINTS = {"kyc.upload_document", *CONSOLE_UPLOADS}
 # The longest URL (path and query string, as sent) the API takes. gunicorn's request-line limit (api.gunicorn_conf)
 # sits just above it, so every URL up to this length reaches Flask, and a longer one still gets a problem document.
 MAX_URL_BYTES = 8000
@@ -63,7 +67,7 @@ def create_app(settings: Settings | None = None, bank: Bank | None = None) -> Fl
         OPENAPI_URL_PREFIX="/api/v1",
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        OPENAPI_SWAGGER_UI_URL=ASSETS_URL,
         MAX_CONTENT_LENGTH=bank.settings.max_request_bytes,
         PROPAGATE_EXCEPTIONS=False,
         API_SPEC_OPTIONS={
@@ -105,6 +109,9 @@ def create_app(settings: Settings | None = None, bank: Bank | None = None) -> Fl
     api.register_blueprint(reports.blp)
     api.register_blueprint(loans.blp)
     app.register_blueprint(ops.blp)
+    init_docs(app)
+    init_console(app, bank)
+    init_cors(app, bank.settings.cors_origins)
     init_limits(app, bank)
     register_error_handlers(app)
 
@@ -118,9 +125,13 @@ def create_app(settings: Settings | None = None, bank: Bank | None = None) -> Fl
     def _json_only():  # type: ignore[no-untyped-def]
         if request.endpoint in UPLOAD_ENDPOINTS:
             request.max_content_length = UPLOAD_LIMIT
+            if request.blueprint == "console":  # the page says what is missing
+                return None
             if request.method == "POST" and request.mimetype != "multipart/form-data":
                 return problem(415, "unsupported_media_type", "Unsupported media type",
                                "Send the document as multipart/form-data.")
+            return None
+        if request.blueprint == "console":  # HTML forms (urlencoded); the console answers in pages
             return None
         if request.method in ("POST", "PUT", "PATCH") and request.content_length:
             if request.mimetype not in JSON_TYPES:

@@ -44,8 +44,9 @@ def by_ip() -> str:
 
 
 def by_username() -> str:
-    body = request.get_json(silent=True)
-    name = body.get("username") if isinstance(body, dict) else None
+    """The username tried, from the JSON body (API) or the form (console), so both count against one name."""
+    body = request.get_json(silent=True) if request.is_json else request.form
+    name = body.get("username") if isinstance(body, dict) else None  # a form's MultiDict is a dict too
     return f"{_namespace()}username:{name.strip().lower()[:64]}" if isinstance(name, str) and name.strip() else by_ip()
 
 
@@ -86,6 +87,12 @@ LIMITS: dict[str, list[tuple[str, Callable[[], str]]]] = {
     "auth.confirm_password_reset": [("BANKQ_RATE_LIMIT_PASSWORD_RESET", by_ip)],
     "otp.request_code": [("BANKQ_RATE_LIMIT_OTP", by_user)],
     "otp.verify_code": [("BANKQ_RATE_LIMIT_OTP_VERIFY", by_ip)],
+    # The console's forms are the same doors: the same limits (each POST is its own endpoint, so viewing the form
+    # spends nothing).
+    "console.sign_in_submit": [("BANKQ_RATE_LIMIT_LOGIN", by_ip), ("BANKQ_RATE_LIMIT_LOGIN_USERNAME", by_username)],
+    "console.sign_up_submit": [("BANKQ_RATE_LIMIT_REGISTER", by_ip)],
+    "console.password_reset_submit": [("BANKQ_RATE_LIMIT_PASSWORD_RESET", by_ip)],
+    "console.password_reset_confirm_submit": [("BANKQ_RATE_LIMIT_PASSWORD_RESET", by_ip)],
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from decimal import Decimal
@@ -42,6 +43,21 @@ def _limit(env: dict[str, str], name: str) -> Decimal | None:
     if not value.is_finite() or value <= 0:
         raise ValueError(f"{name}={raw!r} is not a positive amount in major units (e.g. 10000.00)")
     return value
+
+
+def _origins(raw: str | None) -> tuple[str, ...]:
+    """BANKQ_CORS_ORIGINS: comma- or space-separated origins (scheme://host[:port]), each exactly as a browser
+    sends it in the Origin header. A path, a wildcard or a missing scheme is an error, not a silent mismatch."""
+    origins = []
+    for item in (raw or "").replace(",", " ").split():
+        origin = item.rstrip("/")
+        if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?", origin):
+            raise ValueError(
+                f"BANKQ_CORS_ORIGINS: {item!r} is not an origin such as http://localhost:5173 (scheme, host and "
+                "optional port; no path, no wildcard)"
+            )
+        origins.append(origin.lower())
+    return tuple(dict.fromkeys(origins))
 
 
 MIN_SECRET_KEY_BYTES = 32
@@ -131,6 +147,9 @@ class Settings:
     stream_retry_ms: int = 2000
     # Webhook URLs may point at loopback, private, link-local and metadata addresses (tests, a private network).
     webhook_allow_private: bool = False
+    # Browser apps on these origins may call the JSON API (CORS); empty: none, no Access-Control-* header is sent.
+    cors_origins: tuple[str, ...] = ()
+    console_session_seconds: int = 8 * 3600  # a console sign-in lasts this long, then the person signs in again
 
     @property
     def embedded(self) -> bool:
@@ -188,4 +207,6 @@ class Settings:
             stream_poll_seconds=_float_or_none(env.get("BANKQ_STREAM_POLL_SECONDS")),
             stream_retry_ms=_int(env, "BANKQ_STREAM_RETRY_MS", 2000),
             webhook_allow_private=_bool(env.get("BANKQ_WEBHOOK_ALLOW_PRIVATE"), False, "BANKQ_WEBHOOK_ALLOW_PRIVATE"),
+            cors_origins=_origins(env.get("BANKQ_CORS_ORIGINS")),
+            console_session_seconds=max(60, _int(env, "BANKQ_CONSOLE_SESSION_SECONDS", 8 * 3600)),
         )

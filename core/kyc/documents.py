@@ -259,6 +259,26 @@ def list_documents(
     }
 
 
+@dataclass(frozen=True)
+class StoredImage:
+    path: Path
+    content_type: str
+
+
+def document_image(bank: Bank, staff: User, document_id: str) -> StoredImage:
+    """The stored copy of an upload (re-encoded at upload, so without metadata), for the staff member reviewing it.
+    Nobody else is shown an image: to anyone but staff the document does not exist (404)."""
+    if not is_staff(staff):
+        raise NotFound("No such document.", code="document_not_found")
+    with bank.db.transaction() as s:
+        doc = _visible(s, staff, document_id)
+        path = storage_dir(bank) / doc.stored_name
+        content_type = doc.content_type
+    if not path.is_file():
+        raise NotFound("The document's image is no longer stored.", code="document_image_gone")
+    return StoredImage(path, content_type)
+
+
 def review_document(bank: Bank, staff: User, document_id: str, *, decision: str, reason: str) -> dict[str, Any]:
     if not is_staff(staff):
         raise Forbidden("Staff only.", code="forbidden")

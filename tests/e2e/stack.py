@@ -96,6 +96,7 @@ class Stack:
         self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         self.logs = logs
         self.procs: dict[str, subprocess.Popen] = {}
+        self._ready_before: dict[str, int] = {}
         self.base = ""
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
@@ -140,9 +141,11 @@ class Stack:
 
     def start_worker(
         self, name: str = "worker", queues: str = "transfers,kyc,notify,default", concurrency: int = 2,
-        pool: str = "prefork",
+        pool: str = "prefork", wait: bool = True,
     ) -> None:
+        """wait=False: return once it is spawned (start the API meanwhile), then call wait_ready(name)."""
         before = self.log(name).count(" ready.")
+        self._ready_before[name] = before
         self._spawn(
             name,
             [
@@ -165,6 +168,11 @@ class Stack:
                 "--without-mingle",
             ],
         )
+        if wait:
+            self.wait_ready(name)
+
+    def wait_ready(self, name: str = "worker") -> None:
+        before = self._ready_before.get(name, 0)
         self._wait(lambda: self.log(name).count(" ready.") > before, name, 60)
 
     def start_webhooks_worker(self) -> None:

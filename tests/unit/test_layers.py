@@ -47,6 +47,7 @@ def test_the_contracts_cover_the_layer_rules() -> None:
     }
     assert contracts["api"] >= {"tasks.transfers", "tasks.maintenance", "tasks.runtime", "tasks.launcher"}
     assert contracts["beat"] >= {"api", "tasks"}
+    assert contracts["api.console"] >= {"api.routes", "requests", "urllib3"}
 
 
 def test_import_contracts_are_kept() -> None:

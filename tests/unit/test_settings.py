@@ -188,3 +188,25 @@ def test_transfer_limits_default_to_none_and_must_be_positive_amounts(tmp_path: 
     for bad in ("0", "-5", "lots", "NaN", "Infinity"):
         with pytest.raises(ValueError, match="BANKQ_DAILY_LIMIT"):
             Settings.from_env(_env(tmp_path, BANKQ_DAILY_LIMIT=bad))
+
+
+def test_cors_origins_are_empty_by_default(tmp_path: Path) -> None:
+    assert Settings.from_env(_env(tmp_path)).cors_origins == ()
+
+
+def test_cors_origins_are_an_allow_list_of_exact_origins(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        _env(tmp_path, BANKQ_CORS_ORIGINS="http://localhost:5173, https://App.example.com/ http://localhost:5173")
+    )
+    assert settings.cors_origins == ("http://localhost:5173", "https://app.example.com")
+
+
+@pytest.mark.parametrize("bad", ["*", "localhost:5173", "https://app.example.com/spa", "ftp://files.example"])
+def test_cors_origins_refuse_what_no_browser_sends(tmp_path: Path, bad: str) -> None:
+    with pytest.raises(ValueError, match="BANKQ_CORS_ORIGINS"):
+        Settings.from_env(_env(tmp_path, BANKQ_CORS_ORIGINS=bad))
+
+
+def test_console_session_lifetime(tmp_path: Path) -> None:
+    assert Settings.from_env(_env(tmp_path)).console_session_seconds == 8 * 3600
+    assert Settings.from_env(_env(tmp_path, BANKQ_CONSOLE_SESSION_SECONDS="1800")).console_session_seconds == 1800
