@@ -16,7 +16,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from core.kyc import documents
-from core.kyc.ocr import read_document
+from core.mrz import read_mrz as read_document
 from core.models import Job, KycDocument, User
 from tests.documents import Person, render_td3
 from tests.support import auth_headers, make_user, open_account
