@@ -161,3 +161,16 @@ def locate(grey: Image.Image) -> Located:
     feature = max(8.0, max(small.size) / 60)
     angle = skew(binarize(small, feature, denoise=True)[small.height * 2 // 5 :])
     return Located(rotate(grey, angle), ratio, find_bands(binarize(rotate(small, angle), feature, denoise=True)))
+
+
+def stacked(lines: list[Image.Image], gap: float = 0.9) -> Image.Image:
+    """Rectified lines of print one under the other, left aligned, as a band crop (the MRZ, straightened line by
+    line when a photo's perspective tilts its lines differently)."""
+    height = max(line.height for line in lines)
+    width = max(line.width for line in lines)
+    space = round(gap * height)
+    fill = int(np.median(np.concatenate([np.asarray(line)[0] for line in lines])))
+    band = Image.new("L", (width, len(lines) * height + (len(lines) + 1) * space), fill)
+    for index, line in enumerate(lines):
+        band.paste(line.resize((width, line.height)), (0, space + index * (height + space)))
+    return band

@@ -57,6 +57,8 @@ def doubtful_positions(found: Mrz) -> set[tuple[int, int]]:
 # the prints of a look-alike more than those of the character read takes the look-alike. Positions whose type is
 # fixed keep it (a date stays digits, a name letters).
 
+_CLEARLY = 0.1  # how much more a glyph must look like one character's prints than its look-alike's (a best of many
+# prints of one character beats a single print of the same shape by a few hundredths)
 _SAME_GLYPH = 0.8  # similarity two prints of one character reach (0 and 0: 0.85-0.9; 0 and O: about 0.7)
 
 
@@ -174,17 +176,29 @@ def resolve_lookalikes(
     return doubts_settled(result, scores, confirmed)
 
 
+def _printed_alike(found: Mrz, scores: Scores, char: str, other: str) -> bool:
+    """Whether some print of `other` on the document looks like its prints of `char` (a font, or a printer, whose
+    0 and O, or 1 and I, are one shape)."""
+    return any(
+        found.lines[row][col] == other and score.get(char, -1.0) >= _SAME_GLYPH for (row, col), score in scores.items()
+    )
+
+
 def doubts_settled(found: Mrz, scores: Scores, confirmed: Confirmation | None = None) -> Mrz:
     """A look-alike the check digit cannot decide (`doubtful_positions`) must be decided by independent evidence:
     the document's own prints (the glyph looks like the other prints of the character read and clearly less like
     those of its look-alike, or the document has no other print of the character read but does print the
     look-alike, and this glyph clearly is not that), or the second recogniser reading the same character there
-    while the prints lean the same way or the document prints no look-alike. Otherwise the reading fails the check `lookalikes` and the
+    while the prints lean the same way or the document prints no look-alike. Where the document prints the two
+    characters alike, nothing decides. Otherwise the reading fails the check `lookalikes` and the
     field is named in `uncertain`: doubt is never valid. A reading without glyph prints (no template) has only the
     second recogniser."""
     doubts = set()
     for row, col in doubtful_positions(found):
         char = found.lines[row][col]
+        if _printed_alike(found, scores, char, LOOKALIKES[char]):
+            doubts.add((row, col))  # the document prints the two alike: nothing that reads it can tell them apart
+            continue
         score = scores.get((row, col), {})
         mine, rival = score.get(char), score.get(LOOKALIKES[char])
         if mine is not None and mine >= _SAME_GLYPH and (rival is None or mine > rival + 0.05):
@@ -193,7 +207,7 @@ def doubts_settled(found: Mrz, scores: Scores, confirmed: Confirmation | None = 
             continue
         # the second recogniser's word counts unless the prints show the two characters printed alike (or the
         # glyph more like the look-alike): then both recognisers are guessing at one shape
-        prints_lean_mine = rival is None or (mine is not None and mine > rival + 0.05)
+        prints_lean_mine = rival is None or (mine is not None and mine > rival + _CLEARLY)
         if confirmed is not None and prints_lean_mine and confirmed(found, (row, col)):
             continue
         doubts.add((row, col))

@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image, ImageFilter, ImageOps
 
 MAX_PIXELS = 40_000_000  # larger images are not decoded (a JPEG is decoded reduced when it can be)
+MAX_SKEW = 12.0  # degrees: phone photos are seldom straighter
 WORK_SIZE = 4000  # px, the long side beyond which the image is reduced before cropping
 
 ImageInput = str | os.PathLike[str] | bytes | IO[bytes] | Image.Image
@@ -143,8 +144,8 @@ def skew(dark: np.ndarray) -> float:
     ys, xs = np.nonzero(dark)
     if len(ys) < 50:
         return 0.0
-    if len(ys) > 300_000:
-        pick = np.random.default_rng(0).choice(len(ys), 300_000, replace=False)
+    if len(ys) > 120_000:
+        pick = np.random.default_rng(0).choice(len(ys), 120_000, replace=False)
         ys, xs = ys[pick], xs[pick]
     ys = ys.astype(np.float64)
     xs = xs.astype(np.float64)
@@ -154,7 +155,7 @@ def skew(dark: np.ndarray) -> float:
         counts = np.bincount(projected - projected.min())
         return float(np.dot(counts, counts))
 
-    coarse = max(np.arange(-4.0, 4.01, 0.5), key=sharpness)
+    coarse = max(np.arange(-MAX_SKEW, MAX_SKEW + 0.01, 0.5), key=sharpness)
     fine = max(np.arange(coarse - 0.4, coarse + 0.41, 0.1), key=sharpness)
     return float(round(fine, 2))
 

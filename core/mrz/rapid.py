@@ -67,11 +67,12 @@ def read_lines(lines: list[Image.Image]) -> list[tuple[str, float]]:
 
 
 Box = tuple[int, int, int, int]
+Quad = np.ndarray  # 4 x 2 corners (top left, top right, bottom right, bottom left), image coordinates
 
 
-def find_lines(image: Image.Image) -> list[Box]:
-    """Boxes (left, top, right, bottom, in `image` coordinates) of the long, thin lines of text the detector finds:
-    where an MRZ may be when the band finder sees none (a busy surrounding, a tilted photo)."""
+def find_lines(image: Image.Image) -> list[Quad]:
+    """The corners of the long, thin lines of text the detector finds, top to bottom: where an MRZ may be when the
+    band finder sees none (a busy surrounding), and how each line is tilted (a photo taken at an angle)."""
     engine = _engine()
     if engine is None:
         return []
@@ -80,17 +81,43 @@ def find_lines(image: Image.Image) -> list[Box]:
         (max(1, round(image.width * ratio)), max(1, round(image.height * ratio))), Image.Resampling.BOX
     )
     boxes, _ = engine.text_det(_rgb(small))
-    found: list[Box] = []
+    found: list[Quad] = []
     for points in [] if boxes is None else boxes:
-        xs, ys = points[:, 0] / ratio, points[:, 1] / ratio
-        left, top, right, bottom = float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())
-        if right - left >= 12 * max(1.0, bottom - top):
-            found.append((round(left), round(top), round(right), round(bottom)))
-    return sorted(found, key=lambda box: box[1])
+        quad = np.asarray(points, dtype=np.float32) / ratio
+        width = float(np.linalg.norm(quad[1] - quad[0]))
+        height = float(np.linalg.norm(quad[3] - quad[0]))
+        if width >= 12 * max(1.0, height):
+            found.append(quad)
+    return sorted(found, key=lambda quad: float(quad[:, 1].mean()))
+
+
+def rectified(image: Image.Image, quad: Quad, *, grow: float = 0.25) -> Image.Image:
+    """The line inside `quad` warped to an upright rectangle, with a little more of the page above and below."""
+    import cv2  # type: ignore[import-not-found]  # comes with rapidocr-onnxruntime
+
+    top_left, top_right, bottom_right, bottom_left = quad
+    down = (bottom_left - top_left + bottom_right - top_right) / 2
+    along = (top_right - top_left + bottom_right - bottom_left) / 2
+    source = np.array(
+        [
+            top_left - grow * down - 0.02 * along,
+            top_right - grow * down + 0.02 * along,
+            bottom_right + grow * down + 0.02 * along,
+            bottom_left + grow * down - 0.02 * along,
+        ],
+        dtype=np.float32,
+    )
+    width = max(8, round(float(np.linalg.norm(source[1] - source[0]))))
+    height = max(8, round(float(np.linalg.norm(source[3] - source[0]))))
+    target = np.array([[0, 0], [width, 0], [width, height], [0, height]], dtype=np.float32)
+    matrix = cv2.getPerspectiveTransform(source, target)
+    pixels = np.asarray(image.convert("L"))
+    warped = cv2.warpPerspective(pixels, matrix, (width, height), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    return Image.fromarray(warped, "L")
 
 
 def read_page(image: Image.Image) -> list[str]:
     """Every long line of text on a page, top to bottom, as MRZ text (the whole-page reader the bench compares)."""
-    boxes = find_lines(image)
-    texts = read_lines([image.crop(box) for box in boxes])
+    quads = find_lines(image)
+    texts = read_lines([rectified(image, quad, grow=0.1) for quad in quads])
     return [text for text, _ in texts]

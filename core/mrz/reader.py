@@ -26,9 +26,10 @@ from dataclasses import dataclass, replace
 from datetime import date
 
 import numpy as np
+from PIL import Image
 
 from core.mrz import icao, lookalikes, rapid, tesseract, text
-from core.mrz.bands import Band, Located, locate
+from core.mrz.bands import Located, locate, stacked
 from core.mrz.glyphs import TARGET_CHAR_HEIGHT, Glyph, agrees, unmask
 from core.mrz.icao import Mrz
 from core.mrz.prepare import ImageInput, load_grey
@@ -52,6 +53,7 @@ class Seen:
     mrz: Mrz
     text: str
     source: int  # the prepared crop it was read from
+    anchored: bool = True  # read glyph by glyph on the MRZ's fixed pitch (a template), not as free text
 
 
 def read_mrz(
@@ -75,10 +77,8 @@ def read_mrz(
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # tesseract's OpenMP threads slow it on small machines
     second = second_reader and rapid.available()
     located = locate(grey)
-    if second and not located.bands:
-        located.bands = _detected_bands(located)
     session = _Session(today, second, deadline, max_attempts)
-    session.run(located)
+    session.run(located, (lambda: _rectified_bands(located)) if second else None)
     best, lines, agreed = session.choose()
     return Reading(best, lines, session.attempts, time.monotonic() - started, agreed)
 
@@ -93,9 +93,9 @@ class _Session:
         self.attempts = 0
         self._read_sources: set[int] = set()
 
-    def run(self, located: Located) -> None:
+    def run(self, located: Located, rectified: tesseract.Rectified | None) -> None:
         templates: list[list[list[Glyph]]] = []
-        for variant in tesseract.variants(located, templates):
+        for variant in tesseract.variants(located, templates, rectified):
             if self.attempts >= self.max_attempts or time.monotonic() >= self.deadline:
                 break
             if self.second:
@@ -110,7 +110,8 @@ class _Session:
             if found is not None:
                 template = variant.template or (templates[0] if templates else None)
                 judged = self._judged(found, variant.template, variant.dark, template)
-                self.seen.append(Seen(judged, "\n".join(judged.lines), variant.source))
+                anchored = variant.template is not None
+                self.seen.append(Seen(judged, "\n".join(judged.lines), variant.source, anchored))
             if self._settled():
                 break
 
@@ -124,18 +125,20 @@ class _Session:
             self.second_lines.append(lines)
 
     def alignment(self, found: Mrz) -> lookalikes.Alignment:
-        """The second recogniser's reading that agrees best with `found`: fewest contradictions, most confirmed."""
-        best = lookalikes.Alignment(frozenset(), frozenset())
-        for lines in self.second_lines:
-            if len(lines) != len(found.lines):
-                continue
-            candidate = lookalikes.align(found, lines)
-            if (len(candidate.contradicted), -len(candidate.confirmed)) < (
-                len(best.contradicted) if best.confirmed else 10**6,
-                -len(best.confirmed),
-            ):
-                best = candidate
-        return best
+        """What the second recogniser's readings say of `found`: the positions any of them read the same, and the
+        positions any of them read otherwise (each reading aligned at its best-fitting lines)."""
+        confirmed: set[tuple[int, int]] = set()
+        contradicted: set[tuple[int, int]] = set()
+        for read in self.second_lines:
+            windows = [
+                lookalikes.align(found, read[start : start + len(found.lines)])
+                for start in range(len(read) - len(found.lines) + 1)  # a crop without glyphs may hold more lines
+            ]
+            if windows:
+                best = max(windows, key=lambda w: len(w.confirmed) - len(w.contradicted))
+                confirmed |= best.confirmed
+                contradicted |= best.contradicted
+        return lookalikes.Alignment(frozenset(confirmed), frozenset(contradicted))
 
     def _judged(
         self,
@@ -158,15 +161,26 @@ class _Session:
             row, col = position
             char = found.lines[row][col]
             return any(
-                len(lines) == len(found.lines) and position in lookalikes.align(found, lines).confirmed
-                and _same_char(found, lines, position, char)
-                for lines in self.second_lines
+                position in lookalikes.align(found, read[start : start + len(found.lines)]).confirmed
+                and _same_char(found, read[start : start + len(found.lines)], position, char)
+                for read in self.second_lines
+                for start in range(len(read) - len(found.lines) + 1)
             )
 
         return confirmed
 
     def _settled(self) -> bool:
-        return any(self._trusted(reading) for reading in self.seen)
+        """A trusted reading, or one both recognisers read alike that stays in doubt only for its look-alikes:
+        more crops of the same print will not decide what the check digits and the prints cannot."""
+        return any(self._trusted(reading) or self._in_doubt_alike(reading) for reading in self.seen)
+
+    def _in_doubt_alike(self, reading: Seen) -> bool:
+        failing = {name for name, ok in reading.mrz.checks.items() if not ok}
+        if not self.second or failing != {"lookalikes"}:
+            return False
+        alignment = self.alignment(reading.mrz)
+        positions = _print_positions(reading.mrz)
+        return not alignment.contradicted and len(positions & alignment.confirmed) >= 0.9 * len(positions)
 
     def _trusted(self, reading: Seen) -> bool:
         """Valid, no contradiction from the second recogniser on any line it read whole, and every character read
@@ -178,8 +192,11 @@ class _Session:
         if alignment.contradicted:
             return False
         unconfirmed = _print_positions(reading.mrz) - alignment.confirmed
-        return not unconfirmed or any(
-            other.source != reading.source
+        # a second crop by tesseract counts only where both readings stand on the glyphs' fixed pitch: free text
+        # may drop a character and gain another in the same place on every crop
+        return not unconfirmed or reading.anchored and any(
+            other.anchored
+            and other.source != reading.source
             and other.mrz.format == reading.mrz.format
             and all(other.mrz.lines[row][col] == reading.mrz.lines[row][col] for row, col in unconfirmed)
             for other in self.seen
@@ -225,30 +242,32 @@ def choose(seen: list[Seen], second_lines: list[list[str]] | None = None) -> tup
     return found, lines
 
 
-def _detected_bands(located: Located) -> list[Band]:
-    """Bands around the lowest groups of 2-3 long lines RapidOCR's detector finds: for busy photos where the
-    projection-based band finder sees none."""
-    boxes = rapid.find_lines(located.upright)
-    bands = []
-    for count in (3, 2):
-        for end in range(len(boxes), count - 1, -1):
-            group = boxes[end - count : end]
-            heights = [bottom - top for _, top, _, bottom in group]
-            widths = [right - left for left, _, right, _ in group]
-            if max(widths) > 1.25 * min(widths) or max(heights) > 1.6 * min(heights):
+def _rectified_bands(located: Located) -> list[tuple[Image.Image, float]]:
+    """The MRZ candidates RapidOCR's detector finds (the lowest groups of 2 or 3 long lines of like width), each
+    line warped upright and the lines stacked into a band, with its characters' estimated height: for photos taken
+    at an angle, or so busy that the band finder sees no band."""
+    quads = rapid.find_lines(located.upright)
+    sizes = [
+        (float(np.linalg.norm(q[1] - q[0])), float(np.linalg.norm(q[3] - q[0]))) for q in quads
+    ]
+    bands: list[tuple[Image.Image, float]] = []
+    used: set[int] = set()
+    for end in range(len(quads), 0, -1):
+        for count in (3, 2):
+            group = list(range(end - count, end))
+            if group[0] < 0 or used & set(group):
                 continue
-            height = sum(heights) / count * 0.7  # a detected box is taller than the characters
-            margin = int(1.2 * height)
-            box = (
-                max(0, min(b[0] for b in group) - margin),
-                max(0, group[0][1] - margin),
-                min(located.upright.width, max(b[2] for b in group) + margin),
-                min(located.upright.height, group[-1][3] + margin),
-            )
-            scaled = tuple(round(v * located.ratio) for v in box)
-            bands.append(Band(scaled, height * located.ratio, 0.0))  # type: ignore[arg-type]
+            widths = [sizes[i][0] for i in group]
+            heights = [sizes[i][1] for i in group]
+            if max(widths) > 1.25 * min(widths) or max(heights) > 1.5 * min(heights):
+                continue
+            lines = [rapid.rectified(located.upright, quads[i]) for i in group]
+            bands.append((stacked(lines), 0.62 * sum(heights) / count))
+            used |= set(group)
             break
-    return bands[:2]
+        if len(bands) >= 2:
+            break
+    return bands
 
 
 def _parse(raw: str, today: date | None) -> Mrz | None:
@@ -264,8 +283,13 @@ def _plausible(found: Mrz) -> bool:
     return 2 * passed >= len(found.checks) and (found.birth_date is not None or found.expiry_date is not None)
 
 
-def _score(found: Mrz) -> tuple[bool, int]:
-    return found.valid, sum(1 for passed in found.checks.values() if passed)
+_READER_CHECKS = frozenset({"lookalikes", "fillers", "corroborated"})
+
+
+def _score(found: Mrz) -> tuple[bool, bool, int]:
+    """Valid first, then every check digit passing (only the reader in doubt), then the most checks passing."""
+    digits = all(ok for name, ok in found.checks.items() if name not in _READER_CHECKS)
+    return found.valid, digits, sum(1 for passed in found.checks.values() if passed)
 
 
 __all__ = ["MAX_ATTEMPTS", "TARGET_CHAR_HEIGHT", "TIME_BUDGET", "Reading", "Seen", "choose", "read_mrz"]
