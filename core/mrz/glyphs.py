@@ -88,9 +88,17 @@ def regular(glyphs: list[Glyph]) -> bool:
     steps = np.diff(centres)
     if len(steps) == 0 or float(np.median(steps)) <= 0:
         return False
-    slope, intercept = np.polyfit(np.arange(len(centres)), centres, 1)
-    residual = np.abs(centres - (intercept + slope * np.arange(len(centres))))
-    return bool(residual.max() < 0.35 * slope and steps.min() > 0.5 * slope)
+    cells = np.arange(len(centres))
+    slope = float(np.median(steps))
+    # a gently curved grid too: a photo taken at an angle draws the far end of a line smaller (foreshortening)
+    fitted = np.polyval(np.polyfit(cells, centres, 2), cells)
+    residual = np.abs(centres - fitted)
+    pitch = np.gradient(fitted)
+    return bool(
+        residual.max() < 0.35 * slope
+        and steps.min() > 0.5 * slope
+        and float(pitch.min()) > 0.75 * float(pitch.max())
+    )
 
 
 def glyph_template(dark: np.ndarray) -> list[list[Glyph]] | None:

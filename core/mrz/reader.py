@@ -36,7 +36,7 @@ from core.mrz.prepare import ImageInput, load_grey
 
 TIME_BUDGET = 20.0  # seconds for one document, decoding included
 MAX_ATTEMPTS = 14  # tesseract runs for one document
-MAX_SECOND_READS = 4  # crops the second recogniser reads for one document
+MAX_SECOND_READS = 3  # crops the second recogniser reads for one document
 
 
 @dataclass(frozen=True)
@@ -98,8 +98,6 @@ class _Session:
         for variant in tesseract.variants(located, templates, rectified):
             if self.attempts >= self.max_attempts or time.monotonic() >= self.deadline:
                 break
-            if self.second:
-                self._read_second(variant.prepared)
             self.attempts += 1
             raw = tesseract.ocr(variant.image, variant.config, self.deadline, boxes=variant.template is not None)
             if raw is None:
@@ -107,6 +105,9 @@ class _Session:
             if variant.template is not None:
                 raw = unmask(raw, variant.template, variant.image.height) or ""
             found = _parse(raw, self.today)
+            if found is not None and self.second and _digits_pass(found):
+                # the second recogniser (about 0.25 s a line) reads only crops tesseract made sense of
+                self._read_second(variant.prepared)
             if found is not None:
                 template = variant.template or (templates[0] if templates else None)
                 judged = self._judged(found, variant.template, variant.dark, template)
@@ -126,7 +127,7 @@ class _Session:
 
     def alignment(self, found: Mrz) -> lookalikes.Alignment:
         """What the second recogniser's readings say of `found`: the positions any of them read the same, and the
-        positions any of them read otherwise (each reading aligned at its best-fitting lines)."""
+        positions one of them read otherwise and none the same (each reading aligned at its best-fitting lines)."""
         confirmed: set[tuple[int, int]] = set()
         contradicted: set[tuple[int, int]] = set()
         for read in self.second_lines:
@@ -138,7 +139,9 @@ class _Session:
                 best = max(windows, key=lambda w: len(w.confirmed) - len(w.contradicted))
                 confirmed |= best.confirmed
                 contradicted |= best.contradicted
-        return lookalikes.Alignment(frozenset(confirmed), frozenset(contradicted))
+        # a recogniser reads some crops worse than others: what one reading of it confirms, another's slip does
+        # not undo; a position none confirms and one contradicts is a disagreement
+        return lookalikes.Alignment(frozenset(confirmed), frozenset(contradicted - confirmed))
 
     def _judged(
         self,
@@ -284,6 +287,10 @@ def _plausible(found: Mrz) -> bool:
 
 
 _READER_CHECKS = frozenset({"lookalikes", "fillers", "corroborated"})
+
+
+def _digits_pass(found: Mrz) -> bool:
+    return all(ok for name, ok in found.checks.items() if name not in _READER_CHECKS) and found.valid
 
 
 def _score(found: Mrz) -> tuple[bool, bool, int]:
