@@ -18,7 +18,8 @@ Readers: `bankq` (core.mrz.read_mrz), `tesseract-only` (read_mrz without the sec
 `rapidocr` (RapidOCR's detection and recognition on the whole image, parsed by core.mrz).
 
 Environment: BENCH_OCR_DOCUMENTS (default 60), BENCH_OCR_READERS (default `bankq,bare`), BENCH_OCR_ONLY (a
-substring of the document labels, e.g. `TD2` or `glare`, to read only those). Exits 1 on any false valid of bankq.
+substring of the document labels, e.g. `TD2` or `glare`, to read only those), BENCH_OCR_LEVELS (e.g.
+`clean,moderate`). Exits 1 on any false valid of bankq.
 """
 
 from __future__ import annotations
@@ -98,8 +99,8 @@ def run(samples: Iterable[Sample], readers: Iterable[str], *, verbose: bool = Tr
     readers = list(readers)
     with tempfile.TemporaryDirectory(prefix="bench-ocr-") as folder:
         for sample in samples:
-            path = Path(folder) / "upload.jpg"
-            sample.image().save(path, quality=95)  # the shot's own JPEG pass already happened
+            path = Path(folder) / "upload.png"
+            sample.image().save(path)  # lossless: the shot's own JPEG pass is the one that counts
             outcome = []
             for name in readers:
                 started = time.perf_counter()
@@ -125,7 +126,10 @@ def _line(label: str, rows: list[Row]) -> str:
 
 def report(rows: list[Row]) -> str:
     out = []
-    header = f"  {'':22s} {'docs':>4s}  {'read exactly':>11s}  {'names exact':>11s}  {'false':>5s}  {'median':>6s}  {'mean':>6s}"
+    header = (
+        f"  {'':22s} {'docs':>4s}  {'read exactly':>11s}  {'names exact':>11s}  {'false':>5s}"
+        f"  {'median':>6s}  {'mean':>6s}"
+    )
     for reader in dict.fromkeys(row.reader for row in rows):
         mine = [row for row in rows if row.reader == reader]
         out += [f"{reader}:", header + "  (valid, s/doc)", _line("all", mine)]
@@ -144,7 +148,8 @@ def report(rows: list[Row]) -> str:
         upto = [row for row in mine if row.sample.level in ("clean", "moderate")]
         if upto:
             out.append(_line("clean-to-moderate", upto))
-    timed = {reader: sum(r.seconds for r in rows if r.reader == reader) for reader in dict.fromkeys(r.reader for r in rows)}
+    readers = dict.fromkeys(r.reader for r in rows)
+    timed = {reader: sum(r.seconds for r in rows if r.reader == reader) for reader in readers}
     if "bare" in timed and timed["bare"] > 0:
         for reader, seconds in timed.items():
             if reader != "bare":
@@ -157,7 +162,8 @@ def main() -> int:
     count = int(os.environ.get("BENCH_OCR_DOCUMENTS", "60"))
     readers = [name.strip() for name in os.environ.get("BENCH_OCR_READERS", "bankq,bare").split(",") if name.strip()]
     only = os.environ.get("BENCH_OCR_ONLY", "")
-    samples = [sample for sample in realistic_set(count) if only in sample.name]
+    levels = [level for level in os.environ.get("BENCH_OCR_LEVELS", ",".join(LEVELS)).split(",") if level]
+    samples = [sample for sample in realistic_set(count) if only in sample.name and sample.level in levels]
     print(f"bench.kyc_ocr: {len(samples)} realistic documents, readers {', '.join(readers)}", flush=True)
     rows = run(samples, readers)
     print(report(rows))

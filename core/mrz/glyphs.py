@@ -127,8 +127,36 @@ def glyph_template(dark: np.ndarray) -> list[list[Glyph]] | None:
             pitches = [(line[-1].right - line[0].left) / width for line in group]
             lefts = [line[0].left for line in group]
             if max(pitches) < 1.1 * min(pitches) and max(lefts) - min(lefts) < 2 * max(pitches):
-                return group
+                return _fillers_like_the_others(group, dark)
     return None
+
+
+def _shape(dark: np.ndarray, glyph: Glyph) -> np.ndarray:
+    ink = dark[glyph.top : glyph.bottom, glyph.left : glyph.right]
+    image = Image.fromarray(np.where(ink, 255, 0).astype(np.uint8), "L").resize((16, 16), Image.Resampling.BILINEAR)
+    return np.asarray(image) > 127
+
+
+def _fillers_like_the_others(group: list[list[Glyph]], dark: np.ndarray) -> list[list[Glyph]]:
+    """Glyphs shaped like the fillers the chevron test found, made fillers too: a thin chevron that a blur or a
+    JPEG filled in fails the test but still looks like the document's other fillers (and like no letter)."""
+    fillers = [glyph for line in group for glyph in line if glyph.filler]
+    if len(fillers) < 3:
+        return group
+    prototype = np.mean([_shape(dark, glyph) for glyph in fillers], axis=0) > 0.5
+    height = float(np.median([glyph.bottom - glyph.top for glyph in fillers]))
+    out = []
+    for line in group:
+        kept = []
+        for glyph in line:
+            if not glyph.filler and 0.8 * height <= glyph.bottom - glyph.top <= 1.25 * height:
+                shape = _shape(dark, glyph)
+                overlap = float((shape & prototype).sum()) / max(1, int((shape | prototype).sum()))
+                if overlap >= 0.75:
+                    glyph = replace(glyph, filler=True)
+            kept.append(glyph)
+        out.append(kept)
+    return out
 
 
 def masked(pixels: np.ndarray, template: list[list[Glyph]]) -> Image.Image:

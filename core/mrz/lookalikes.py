@@ -161,7 +161,7 @@ def resolve_lookalikes(
         rival = max(rivals, key=lambda c: score[c])
         if score[rival] >= _SAME_GLYPH and score[rival] > score.get(char, -1.0) + 0.05:
             if position in letters:
-                doubts.add(position)  # a name or country: nothing would catch a wrong guess, so the reading is not trusted
+                doubts.add(position)  # a name or country: nothing would catch a wrong guess: not trusted
             else:
                 chars[position[0]][position[1]] = rival  # a document number or optional data: check digits judge
     fixed = ["".join(row) for row in chars]
@@ -224,7 +224,8 @@ class Alignment:
 
 def align(found: Mrz, raw_lines: list[str]) -> Alignment:
     """Align each line of `found` with the second recogniser's line. CTC recognisers lose or add characters in
-    widely spaced print; a line more than one character off the MRZ's width is not used (it abstains). A substitution is a contradiction unless the field's ICAO class
+    widely spaced print; a line more than one character off the MRZ's width is not used (it abstains). A
+    substitution is a contradiction unless the field's ICAO class
     decides it (a look-alike in a letter-only or digit-only field) or a check digit covers the position and the
     other character fails it."""
     letters, digits = _typed(found.lines)

@@ -112,7 +112,9 @@ def rectified(image: Image.Image, quad: Quad, *, grow: float = 0.25) -> Image.Im
     target = np.array([[0, 0], [width, 0], [width, height], [0, height]], dtype=np.float32)
     matrix = cv2.getPerspectiveTransform(source, target)
     pixels = np.asarray(image.convert("L"))
-    warped = cv2.warpPerspective(pixels, matrix, (width, height), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    warped = cv2.warpPerspective(
+        pixels, matrix, (width, height), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE
+    )
     return Image.fromarray(warped, "L")
 
 

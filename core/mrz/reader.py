@@ -34,7 +34,7 @@ from core.mrz.glyphs import TARGET_CHAR_HEIGHT, Glyph, agrees, unmask
 from core.mrz.icao import Mrz
 from core.mrz.prepare import ImageInput, load_grey
 
-TIME_BUDGET = 20.0  # seconds for one document, decoding included
+TIME_BUDGET = 12.0  # seconds for one document, decoding included
 MAX_ATTEMPTS = 14  # tesseract runs for one document
 MAX_SECOND_READS = 3  # crops the second recogniser reads for one document
 
@@ -78,7 +78,10 @@ def read_mrz(
     second = second_reader and rapid.available()
     located = locate(grey)
     session = _Session(today, second, deadline, max_attempts)
-    session.run(located, (lambda: _rectified_bands(located)) if second else None)
+    def rectified() -> list[tuple[Image.Image, float]]:
+        return _rectified_bands(located) if time.monotonic() < deadline - 2.0 else []
+
+    session.run(located, rectified if second else None)
     best, lines, agreed = session.choose()
     return Reading(best, lines, session.attempts, time.monotonic() - started, agreed)
 
@@ -119,6 +122,8 @@ class _Session:
     def _read_second(self, prepared: tesseract.Prepared) -> None:
         """RapidOCR's reading of the same crop's lines (once per crop, a few crops per document)."""
         if prepared.serial in self._read_sources or len(self.second_lines) >= MAX_SECOND_READS:
+            return
+        if time.monotonic() > self.deadline - 1.0:
             return
         self._read_sources.add(prepared.serial)
         lines = [line for line, _ in rapid.read_lines(prepared.line_images())]
@@ -197,12 +202,16 @@ class _Session:
         unconfirmed = _print_positions(reading.mrz) - alignment.confirmed
         # a second crop by tesseract counts only where both readings stand on the glyphs' fixed pitch: free text
         # may drop a character and gain another in the same place on every crop
-        return not unconfirmed or reading.anchored and any(
-            other.anchored
-            and other.source != reading.source
-            and other.mrz.format == reading.mrz.format
-            and all(other.mrz.lines[row][col] == reading.mrz.lines[row][col] for row, col in unconfirmed)
+        if not unconfirmed:
+            return True
+        others = [
+            other
             for other in self.seen
+            if other.anchored and other.source != reading.source and other.mrz.format == reading.mrz.format
+        ]
+        return reading.anchored and all(
+            any(other.mrz.lines[row][col] == reading.mrz.lines[row][col] for other in others)
+            for row, col in unconfirmed
         )
 
     def choose(self) -> tuple[Mrz | None, str, bool]:

@@ -20,7 +20,7 @@ import pytesseract  # type: ignore[import-untyped]
 from PIL import Image, ImageOps
 
 from core.mrz.bands import Band, Line, Located, text_lines
-from core.mrz.glyphs import TARGET_CHAR_HEIGHT, Glyph, masked, glyph_template
+from core.mrz.glyphs import TARGET_CHAR_HEIGHT, Glyph, glyph_template, masked
 from core.mrz.prepare import binarize, flatten, resize
 
 MRZ_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789<"
@@ -173,7 +173,8 @@ def variants(
         again = prepare_crop(band_crop(bands[0]), bands[0].char_height / analysis_ratio)
         if again is not None:
             yield from _readings(again, "plain")
-            yield Variant(again.binary(), _BASE_CONFIG, again.serial, again)  # no whitelist: mrz.clean sorts letters, digits
+            # no whitelist: text.clean sorts letters and digits
+            yield Variant(again.binary(), _BASE_CONFIG, again.serial, again)
 
 
 # --- tesseract --------------------------------------------------------------------------------------------------
@@ -200,7 +201,7 @@ def _api(config: str) -> Any | None:
     if config in _apis:
         return _apis[config]
     try:
-        import tesserocr  # type: ignore[import-not-found]
+        import tesserocr  # type: ignore[import-untyped]
     except ImportError:
         _apis[config] = None
         return None

@@ -16,8 +16,8 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from core.kyc import documents
-from core.mrz import read_mrz as read_document
 from core.models import Job, KycDocument, User
+from core.mrz import read_mrz as read_document
 from tests.documents import ONES_TRAP, TRAP_GLYPHS, ZEROS_TRAP, Person, render_td3
 from tests.support import auth_headers, make_user, open_account
 
