@@ -57,7 +57,7 @@ def doubtful_positions(found: Mrz) -> set[tuple[int, int]]:
 # the prints of a look-alike more than those of the character read takes the look-alike. Positions whose type is
 # fixed keep it (a date stays digits, a name letters).
 
-_CLEARLY = 0.1  # how much more a glyph must look like one character's prints than its look-alike's (a best of many
+_CLEARLY = 0.05  # how much more a glyph must look like one character's prints than its look-alike's (a best of many
 # prints of one character beats a single print of the same shape by a few hundredths)
 _SAME_GLYPH = 0.8  # similarity two prints of one character reach (0 and 0: 0.85-0.9; 0 and O: about 0.7)
 
@@ -161,7 +161,10 @@ def resolve_lookalikes(
         rival = max(rivals, key=lambda c: score[c])
         if score[rival] >= _SAME_GLYPH and score[rival] > score.get(char, -1.0) + 0.05:
             if position in letters:
-                doubts.add(position)  # a name or country: nothing would catch a wrong guess: not trusted
+                # a name or country: no check digit would catch a wrong guess; only the second recogniser reading
+                # the same letter there settles it
+                if confirmed is None or not confirmed(found, position):
+                    doubts.add(position)
             else:
                 chars[position[0]][position[1]] = rival  # a document number or optional data: check digits judge
     fixed = ["".join(row) for row in chars]
@@ -250,6 +253,10 @@ def align(found: Mrz, raw_lines: list[str]) -> Alignment:
                         position in letters or position in digits
                     ):
                         confirmed.add(position)  # the class decides: a name has no 0, a date no O
+                    elif theirs is not None and (
+                        (position in letters and theirs.isdigit()) or (position in digits and theirs.isalpha())
+                    ):
+                        continue  # a character the field cannot hold: that recogniser misread it, and abstains
                     elif _refuted(found, position, theirs):
                         continue
                     else:
@@ -262,17 +269,17 @@ def _refuted(found: Mrz, position: tuple[int, int], theirs: str | None) -> bool:
     and with that character, or any, the reading fails)."""
     row, col = position
     if theirs is None or theirs not in icao.CHARSET:
-        return _covered(found, position)
+        return covered(found, position)
     chars = [list(line) for line in found.lines]
     chars[row][col] = theirs
     try:
         other = icao.parse(["".join(line) for line in chars])
     except icao.MrzError:
         return True
-    return _covered(found, position) and not all(other.checks.values())
+    return covered(found, position) and not all(other.checks.values())
 
 
-def _covered(found: Mrz, position: tuple[int, int]) -> bool:
+def covered(found: Mrz, position: tuple[int, int]) -> bool:
     """Whether a check digit covers `position`."""
     field = icao.field_at(found.lines, position)
     if field in ("names", "nationality", "issuing_country", "document_code", "sex"):

@@ -108,9 +108,11 @@ class _Session:
             if variant.template is not None:
                 raw = unmask(raw, variant.template, variant.image.height) or ""
             found = _parse(raw, self.today)
-            if found is not None and self.second and _digits_pass(found):
+            if found is not None and self.second and (_digits_pass(found) or _plausible(found)):
                 # the second recogniser (about 0.25 s a line) reads only crops tesseract made sense of
                 self._read_second(variant.prepared)
+                if not _digits_pass(found):
+                    found = self._repaired(found)
             if found is not None:
                 template = variant.template or (templates[0] if templates else None)
                 judged = self._judged(found, variant.template, variant.dark, template)
@@ -129,6 +131,35 @@ class _Session:
         lines = [line for line, _ in rapid.read_lines(prepared.line_images())]
         if lines:
             self.second_lines.append(lines)
+
+    def _repaired(self, found: Mrz) -> Mrz:
+        """Tesseract's reading, where it fails a check digit, with the second recogniser's characters where that
+        read the lines whole: its look-alikes (O/0, I/1, ...), and up to two other characters in fields a check
+        digit covers. Kept only when every check digit then passes: the two recognisers and the check digits
+        decide together, and a name is never taken from one recogniser alone."""
+        for read in self.second_lines:
+            if len(read) != len(found.lines) or any(len(a) != len(b) for a, b in zip(read, found.lines, strict=True)):
+                continue
+            chars = [list(line) for line in found.lines]
+            others = 0
+            for row, (mine, theirs) in enumerate(zip(found.lines, read, strict=True)):
+                for col, (x, y) in enumerate(zip(mine, theirs, strict=True)):
+                    if x == y or y not in icao.CHARSET:
+                        continue
+                    if lookalikes.LOOKALIKES.get(x) == y:
+                        chars[row][col] = y
+                    elif lookalikes.covered(found, (row, col)) and x != "<" and y != "<":
+                        chars[row][col] = y  # a check digit covers it and will say which of the two it is
+                        others += 1
+            if others > 2:
+                continue
+            try:  # letter-only and digit-only fields keep their class (a name has no 0)
+                repaired = icao.parse(text.clean(["".join(line) for line in chars]), today=self.today)
+            except icao.MrzError:
+                continue
+            if _digits_pass(repaired):
+                return repaired
+        return found
 
     def alignment(self, found: Mrz) -> lookalikes.Alignment:
         """What the second recogniser's readings say of `found`: the positions any of them read the same, and the
