@@ -113,13 +113,27 @@ def scores_of(lines: tuple[str, ...], template: list[list[Glyph]], dark: np.ndar
         for col, glyph in enumerate(line):
             if not glyph.filler and lines[row][col] != "<":
                 prints[row, col] = _Print(dark[glyph.top : glyph.bottom, glyph.left : glyph.right], line_height)
+    if not prints:
+        return {}
+    positions = list(prints)
+    shapes = np.stack([prints[p].shape.ravel() for p in positions]).astype(np.float32)
+    heights = np.array([prints[p].height for p in positions])
+    widths = np.array([prints[p].width for p in positions])
+    both = shapes @ shapes.T  # pixels inked in both shapes
+    sums = shapes.sum(axis=1)
+    either = np.maximum(sums[:, None] + sums[None, :] - both, 1.0)
+    likeness = (
+        both / either
+        - np.abs(heights[:, None] - heights[None, :]) / np.maximum(heights[:, None], heights[None, :])
+        - np.abs(widths[:, None] - widths[None, :]) / np.maximum(widths[:, None], widths[None, :])
+    )  # _Print.likeness for every pair at once
+    chars = [lines[row][col] for row, col in positions]
     scores: Scores = {}
-    for position, ink in prints.items():
+    for i, position in enumerate(positions):
         score: dict[str, float] = {}
-        for other_position, other in prints.items():
-            if other_position != position:
-                other_char = lines[other_position[0]][other_position[1]]
-                score[other_char] = max(score.get(other_char, -1.0), ink.likeness(other))
+        for j, char in enumerate(chars):
+            if j != i and likeness[i, j] > score.get(char, -1.0):
+                score[char] = float(likeness[i, j])
         scores[position] = score
     return scores
 
