@@ -117,15 +117,15 @@ def scores_of(lines: tuple[str, ...], template: list[list[Glyph]], dark: np.ndar
         return {}
     positions = list(prints)
     shapes = np.stack([prints[p].shape.ravel() for p in positions]).astype(np.float32)
-    heights = np.array([prints[p].height for p in positions])
-    widths = np.array([prints[p].width for p in positions])
+    tall = np.array([prints[p].height for p in positions])
+    wide = np.array([prints[p].width for p in positions])
     both = shapes @ shapes.T  # pixels inked in both shapes
     sums = shapes.sum(axis=1)
     either = np.maximum(sums[:, None] + sums[None, :] - both, 1.0)
     likeness = (
         both / either
-        - np.abs(heights[:, None] - heights[None, :]) / np.maximum(heights[:, None], heights[None, :])
-        - np.abs(widths[:, None] - widths[None, :]) / np.maximum(widths[:, None], widths[None, :])
+        - np.abs(tall[:, None] - tall[None, :]) / np.maximum(tall[:, None], tall[None, :])
+        - np.abs(wide[:, None] - wide[None, :]) / np.maximum(wide[:, None], wide[None, :])
     )  # _Print.likeness for every pair at once
     chars = [lines[row][col] for row, col in positions]
     scores: Scores = {}
