@@ -10,7 +10,8 @@ of zeros and ones (O/0 and I/1 traps), long names cut with fillers, photographed
   printed ones;
 - names exact: the surname and given names are the printed ones (truncated as the MRZ truncates them);
 - false valid: the reading is valid and any field differs from the printed one (the failure that matters);
-- seconds per document, wall clock, one OCR thread.
+- seconds per document, wall clock and processor time (one OCR thread: on an idle core the two agree; on a
+  shared machine the processor time is the honest one; `bare` runs in a child process and shows none).
 
 and prints them per layout, per condition, per level (clean, moderate, heavy), per font and for the trap numbers.
 Readers: `bankq` (core.mrz.read_mrz), `tesseract-only` (read_mrz without the second reader), `bare` (the command
@@ -51,6 +52,7 @@ class Row:
     exact: bool
     names: bool
     false_valid: bool
+    cpu: float = 0.0  # processor seconds of this process: what the reading costs on an idle core
 
 
 def _bankq(path: Path) -> icao.Mrz | None:
@@ -80,7 +82,7 @@ def _rapidocr(path: Path) -> icao.Mrz | None:
 READERS: dict[str, Reader] = {"bankq": _bankq, "tesseract-only": _tesseract_only, "bare": _bare, "rapidocr": _rapidocr}
 
 
-def score(reader: str, sample: Sample, found: icao.Mrz | None, seconds: float) -> Row:
+def score(reader: str, sample: Sample, found: icao.Mrz | None, seconds: float, cpu: float = 0.0) -> Row:
     truth = icao.parse(sample.lines)
     valid = found is not None and found.valid
     same = found is not None and found.lines == truth.lines
@@ -91,7 +93,7 @@ def score(reader: str, sample: Sample, found: icao.Mrz | None, seconds: float) -
         == (truth.document_number, truth.birth_date, truth.expiry_date)
     )
     names = found is not None and (found.surname, found.given_names) == (truth.surname, truth.given_names)
-    return Row(reader, sample, seconds, valid, exact, names, valid and not same)
+    return Row(reader, sample, seconds, valid, exact, names, valid and not same, cpu)
 
 
 def run(samples: Iterable[Sample], readers: Iterable[str], *, verbose: bool = True) -> list[Row]:
@@ -103,9 +105,9 @@ def run(samples: Iterable[Sample], readers: Iterable[str], *, verbose: bool = Tr
             sample.image().save(path)  # lossless: the shot's own JPEG pass is the one that counts
             outcome = []
             for name in readers:
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), time.process_time()
                 found = READERS[name](path)
-                row = score(name, sample, found, time.perf_counter() - started)
+                row = score(name, sample, found, time.perf_counter() - started, time.process_time() - cpu)
                 rows.append(row)
                 mark = "FALSE VALID" if row.false_valid else "exact" if row.exact else "valid" if row.valid else "-"
                 outcome.append(f"{name} {row.seconds:5.2f} s {mark}{'' if row.names else ' (names)'}")
@@ -121,6 +123,7 @@ def _line(label: str, rows: list[Row]) -> str:
         f"  {label:22s} {n:4d}  {sum(r.exact for r in rows):4d} ({sum(r.exact for r in rows) / n:4.0%})"
         f"  {sum(r.names for r in rows):4d} ({sum(r.names for r in rows) / n:4.0%})"
         f"  {sum(r.false_valid for r in rows):5d}  {statistics.median(seconds):6.2f}  {sum(seconds) / n:6.2f}"
+        f"  {statistics.median(r.cpu for r in rows):6.2f}"
     )
 
 
@@ -128,11 +131,11 @@ def report(rows: list[Row]) -> str:
     out = []
     header = (
         f"  {'':22s} {'docs':>4s}  {'read exactly':>11s}  {'names exact':>11s}  {'false':>5s}"
-        f"  {'median':>6s}  {'mean':>6s}"
+        f"  {'median':>6s}  {'mean':>6s}  {'cpu':>6s}"
     )
     for reader in dict.fromkeys(row.reader for row in rows):
         mine = [row for row in rows if row.reader == reader]
-        out += [f"{reader}:", header + "  (valid, s/doc)", _line("all", mine)]
+        out += [f"{reader}:", header + "  (wall s/doc median and mean, median processor s/doc)", _line("all", mine)]
         groups: list[tuple[str, Callable[[Row], object], Iterable[object]]] = [
             ("level", lambda r: r.sample.level, LEVELS),
             ("layout", lambda r: r.sample.layout, LAYOUTS),

@@ -54,7 +54,7 @@ def test_a_clean_passport_reads_exactly(person: Person) -> None:
     assert reading.mrz.valid, reading.mrz
     assert _fields(reading.mrz) == _fields(_expected(td3_lines(person)))
     assert reading.mrz.surname == person.surname.replace("-", " ") and reading.mrz.birth_date == person.birth_date
-    assert reading.attempts >= 1 and reading.seconds < reader.TIME_BUDGET
+    assert reading.attempts >= 1 and reading.seconds < reader.TIME_BUDGET + SLACK
 
 
 @pytest.mark.parametrize("person", [PEOPLE[0], PEOPLE[3]], ids=lambda p: p.surname)
