@@ -12,9 +12,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 
 # tesseract (with its English model) reads identity documents in the kyc worker; one thread per process,
-# the worker scales by processes.
+# the worker scales by processes. libgl1 and libglib2.0-0: OpenCV (opencv-python, for the second recogniser) loads them.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends tesseract-ocr tesseract-ocr-eng \
+    && apt-get install -y --no-install-recommends tesseract-ocr tesseract-ocr-eng libgl1 libglib2.0-0 \
     && rm -rf /var/lib/apt/lists/*
 
 COPY requirements.txt .

@@ -16,10 +16,10 @@ MAX_ATTEMPTS = 4
 
 @celery.task(name="kyc.read", bind=True, max_retries=MAX_ATTEMPTS - 1, soft_time_limit=120, time_limit=150)
 def read(self, job_id: str) -> str | None:  # type: ignore[no-untyped-def]
-    from core.kyc.ocr import read_document
+    from core.mrz import read_mrz
 
     try:
-        return documents.process_document(bank(), job_id, read_document)
+        return documents.process_document(bank(), job_id, read_mrz)
     except (TransientError, DependencyUnavailable) as exc:
         raise self.retry(exc=exc, countdown=min(60, 2**self.request.retries * 5)) from exc
     except Exception as exc:

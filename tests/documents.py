@@ -1,11 +1,14 @@
-"""Test documents: passport data pages (TD3) and ID cards (TD1) rendered with Pillow, then degraded like real photos.
+"""Test documents: passports (TD3), ID cards (TD1, TD2) and visas (MRV-A, MRV-B) rendered with Pillow, then degraded.
 
 A render has a light gradient and guilloche-like background, a grey photo box, printed labels and values in DejaVu
-and the machine readable zone in OCR-B, built from the fields with correct check digits. Degradations (all
-deterministic for a given seed) imitate scans and phone photos: the card on a larger background, a small rotation,
-uneven lighting, a scale change, blur, noise and JPEG compression, applied in that order.
+and the machine readable zone in OCR-B (or, as some issuers print it, another monospaced font: `MRZ_FONTS`), built
+from the fields with correct check digits. Degradations (all deterministic for a given seed) imitate scans and phone
+photos: the card on a larger background, a small rotation, uneven lighting, a scale change, blur, noise and JPEG
+compression, applied in that order. `tests.photos` adds what real uploads have on top (perspective, glare, holograms,
+busy surroundings, small photos).
 
-Needs the Debian packages fonts-ocr-b and fonts-dejavu-core (`make test` installs them).
+Needs the Debian packages fonts-ocr-b, fonts-dejavu-core, fonts-liberation2 and fonts-freefont-ttf (`make test`
+installs them).
 """
 
 from __future__ import annotations
@@ -20,11 +23,20 @@ from functools import cache
 
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from core.kyc.mrz import check_digit
+from core.mrz.icao import check_digit
 
 PX_PER_MM = 12  # base resolution of a render: a TD3 page is 1500 x 1056 px, its MRZ characters ~31 px tall
 _OCRB_DIRS = ("/usr/share/fonts/opentype/ocr-b", "/usr/share/fonts/truetype/ocr-b", "/usr/share/fonts/ocr-b")
 _DEJAVU_DIRS = ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/dejavu")
+# MRZ fonts: OCR-B as ICAO 9303 prescribes, and monospaced fonts like those some issuers and visa printers use
+# (file, Debian package).
+MRZ_FONTS: dict[str, tuple[str, str]] = {
+    "ocrb": ("OCRB.otf", "fonts-ocr-b"),
+    "dejavu-mono": ("DejaVuSansMono.ttf", "fonts-dejavu-core"),
+    "dejavu-mono-bold": ("DejaVuSansMono-Bold.ttf", "fonts-dejavu-core"),
+    "liberation-mono": ("LiberationMono-Regular.ttf", "fonts-liberation2"),
+    "freemono-bold": ("FreeMonoBold.ttf", "fonts-freefont-ttf"),
+}
 
 
 @cache
@@ -43,6 +55,9 @@ def _font_file(dirs: tuple[str, ...], name: str, package: str) -> str:
 def _font(kind: str, size: int) -> ImageFont.FreeTypeFont:
     if kind == "ocrb":
         return ImageFont.truetype(_font_file(_OCRB_DIRS, "OCRB.otf", "fonts-ocr-b"), size)
+    if kind in MRZ_FONTS:
+        name, package = MRZ_FONTS[kind]
+        return ImageFont.truetype(_font_file(("/usr/share/fonts/truetype",), name, package), size)
     name = "DejaVuSans-Bold.ttf" if kind == "bold" else "DejaVuSans.ttf"
     return ImageFont.truetype(_font_file(_DEJAVU_DIRS, name, "fonts-dejavu-core"), size)
 
@@ -128,6 +143,44 @@ def td1_lines(p: Person) -> list[str]:
     return [line1, line2, _names(p.surname, p.given_names, 30)]
 
 
+def td2_lines(p: Person) -> list[str]:
+    """The two 36-character lines of an ID card in TD2 format (ICAO 9303 part 6), with check digits."""
+    line1 = _mrz_field(p.document_code, 2) + _mrz_field(p.issuing_country, 3) + _names(p.surname, p.given_names, 31)
+    line2 = _long_line2(p, optional_width=7)
+    return [line1, line2 + check_digit(line2[0:10] + line2[13:20] + line2[21:35])]
+
+
+def mrva_lines(p: Person) -> list[str]:
+    """The two 44-character lines of a full-size visa (MRV-A, ICAO 9303 part 7): no composite check digit."""
+    line1 = _mrz_field(p.document_code, 2) + _mrz_field(p.issuing_country, 3) + _names(p.surname, p.given_names, 39)
+    return [line1, _long_line2(p, optional_width=16)]
+
+
+def mrvb_lines(p: Person) -> list[str]:
+    """The two 36-character lines of a small visa (MRV-B, ICAO 9303 part 7): no composite check digit."""
+    line1 = _mrz_field(p.document_code, 2) + _mrz_field(p.issuing_country, 3) + _names(p.surname, p.given_names, 31)
+    return [line1, _long_line2(p, optional_width=8)]
+
+
+def _long_line2(p: Person, *, optional_width: int) -> str:
+    number = _mrz_field(p.document_number, 9)
+    birth, expiry = _yymmdd(p.birth_date), _yymmdd(p.expiry_date)
+    return (
+        number
+        + check_digit(number)
+        + _mrz_field(p.nationality, 3)
+        + birth
+        + check_digit(birth)
+        + _mrz_field(p.sex, 1)
+        + expiry
+        + check_digit(expiry)
+        + _mrz_field(p.optional_data, optional_width)
+    )
+
+
+MRZ_LINES = {"TD1": td1_lines, "TD2": td2_lines, "TD3": td3_lines, "MRVA": mrva_lines, "MRVB": mrvb_lines}
+
+
 # --- rendering --------------------------------------------------------------------------------------------------
 
 
@@ -135,7 +188,9 @@ def _mm(value: float) -> int:
     return round(value * PX_PER_MM)
 
 
-def _background(width: int, height: int, rng: random.Random, tint: tuple[int, int, int]) -> Image.Image:
+def _background(
+    width: int, height: int, rng: random.Random, tint: tuple[int, int, int], waves: bool = True
+) -> Image.Image:
     """A light security-print background: a diagonal colour gradient crossed by thin guilloche waves."""
     gx = Image.linear_gradient("L").resize((width, height)).rotate(rng.uniform(20, 70))
     base = Image.new("RGB", (width, height), (248, 246, 240))
@@ -143,7 +198,7 @@ def _background(width: int, height: int, rng: random.Random, tint: tuple[int, in
     page = Image.composite(tinted, base, gx.point(lambda v: v * 0.55))
     draw = ImageDraw.Draw(page)
     colour = tuple(max(0, c - 35) for c in tint)
-    for wave in range(rng.randint(9, 14)):
+    for wave in range(rng.randint(9, 14) if waves else 0):
         amplitude = rng.uniform(0.02, 0.08) * height
         period = rng.uniform(0.15, 0.45) * width
         phase = rng.uniform(0, 2 * math.pi)
@@ -171,26 +226,49 @@ def _field(draw: ImageDraw.ImageDraw, x: int, y: int, label: str, value: str) ->
     return y + _mm(6.4)
 
 
-def _mrz(page: Image.Image, lines: list[str], left_mm: float, first_baseline_mm: float, spacing_mm: float) -> None:
-    """OCR-B at 10 characters per inch (2.54 mm pitch), as ICAO 9303 prints the MRZ."""
-    reference = _font("ocrb", 100)
+def _mrz(
+    page: Image.Image,
+    lines: list[str],
+    left_mm: float,
+    first_baseline_mm: float,
+    spacing_mm: float,
+    font_name: str = "ocrb",
+    glyphs: dict[str, str] | None = None,
+) -> None:
+    """At 10 characters per inch (2.54 mm pitch), as ICAO 9303 prints the MRZ; OCR-B unless `font_name` says.
+    `glyphs` prints some characters with another's glyph ({"O": "0"}: a printer whose O and 0 are one shape)."""
+    reference = _font(font_name, 100)
     size = round(100 * _mm(2.54) / reference.getlength("<"))
-    font = _font("ocrb", size)
+    if font_name != "ocrb":  # other fonts: a cap height of at most about 2.4 mm, as OCR-B has, at the same pitch
+        size = min(size, round(100 * _mm(2.4) / _cap_height(reference)))
+    font = _font(font_name, size)
     draw = ImageDraw.Draw(page)
-    pitch = font.getlength("<")
+    pitch = font.getlength("<") if font_name == "ocrb" else _mm(2.54)
     for i, line in enumerate(lines):
         baseline = _mm(first_baseline_mm + i * spacing_mm)
         for j, char in enumerate(line):
-            draw.text((_mm(left_mm) + j * pitch, baseline), char, font=font, fill=(20, 20, 24), anchor="ls")
+            shown = (glyphs or {}).get(char, char)
+            draw.text((_mm(left_mm) + j * pitch, baseline), shown, font=font, fill=(20, 20, 24), anchor="ls")
+
+
+def _cap_height(font: ImageFont.FreeTypeFont) -> float:
+    box = font.getbbox("H", anchor="ls")
+    return float(box[3] - box[1])
 
 
 def _date(day: date) -> str:
     return day.strftime("%d %b %Y").upper()
 
 
-def _page_td3(p: Person, rng: random.Random) -> Image.Image:
+def _page_td3(
+    p: Person,
+    rng: random.Random,
+    font: str = "ocrb",
+    tint: tuple[int, int, int] = (214, 228, 222),
+    glyphs: dict[str, str] | None = None,
+) -> Image.Image:
     width, height = _mm(125), _mm(88)
-    page = _background(width, height, rng, (214, 228, 222))
+    page = _background(width, height, rng, tint, waves=not glyphs)  # a look-alike printer: a clear MRZ zone
     draw = ImageDraw.Draw(page)
     draw.text((_mm(6), _mm(3.5)), "PASSPORT  PASSEPORT", font=_font("bold", _mm(3.2)), fill=(40, 50, 110))
     draw.text((_mm(80), _mm(4)), p.issuing_country, font=_font("bold", _mm(2.8)), fill=(40, 50, 110))
@@ -216,13 +294,15 @@ def _page_td3(p: Person, rng: random.Random) -> Image.Image:
     _field(draw, _mm(43), y, "Date of expiry / Date d'expiration", _date(p.expiry_date))
     draw.text((_mm(8), _mm(57)), "Signature", font=_font("sans", _mm(1.7)), fill=(70, 80, 120))
     draw.line([(_mm(8), _mm(62)), (_mm(30), _mm(60)), (_mm(36), _mm(62))], fill=(30, 40, 90), width=3)
-    _mrz(page, td3_lines(p), left_mm=6, first_baseline_mm=75.5, spacing_mm=6.2)
+    _mrz(page, td3_lines(p), left_mm=6, first_baseline_mm=75.5, spacing_mm=6.2, font_name=font, glyphs=glyphs)
     return page
 
 
-def _page_td1(p: Person, rng: random.Random) -> Image.Image:
+def _page_td1(
+    p: Person, rng: random.Random, font: str = "ocrb", tint: tuple[int, int, int] = (226, 218, 236)
+) -> Image.Image:
     width, height = _mm(85.6), _mm(54)
-    page = _background(width, height, rng, (226, 218, 236))
+    page = _background(width, height, rng, tint)
     draw = ImageDraw.Draw(page)
     draw.text((_mm(4), _mm(2.5)), "IDENTITY CARD", font=_font("bold", _mm(2.8)), fill=(60, 40, 110))
     _photo_box(draw, (_mm(4), _mm(8), _mm(24), _mm(32)))
@@ -237,8 +317,54 @@ def _page_td1(p: Person, rng: random.Random) -> Image.Image:
         f"{p.sex}      {p.nationality}           {_date(p.birth_date)}",
     )
     _field(draw, _mm(28), y, "Document No.         Expiry", f"{p.document_number}     {_date(p.expiry_date)}")
-    _mrz(page, td1_lines(p), left_mm=4.5, first_baseline_mm=39.5, spacing_mm=5.6)
+    _mrz(page, td1_lines(p), left_mm=4.5, first_baseline_mm=39.5, spacing_mm=5.6, font_name=font)
     return page
+
+
+# (width mm, height mm, title, left margin of the MRZ mm) of the two-line cards and visas
+_CARDS = {
+    "TD2": (105.0, 74.0, "IDENTITY CARD  CARTE D'IDENTITE", 6.5),
+    "MRVA": (120.0, 80.0, "VISA", 4.0),
+    "MRVB": (105.0, 74.0, "VISA", 6.5),
+}
+
+
+def _page_card(
+    layout: str, p: Person, rng: random.Random, font: str = "ocrb", tint: tuple[int, int, int] = (222, 230, 214)
+) -> Image.Image:
+    """A TD2 card or an MRV-A / MRV-B visa: title, photo, a few printed fields, and the two MRZ lines."""
+    width_mm, height_mm, title, left = _CARDS[layout]
+    page = _background(_mm(width_mm), _mm(height_mm), rng, tint)
+    draw = ImageDraw.Draw(page)
+    draw.text((_mm(5), _mm(3)), title, font=_font("bold", _mm(3.0)), fill=(60, 50, 110))
+    photo_bottom = height_mm - 32
+    _photo_box(draw, (_mm(5), _mm(10), _mm(5 + photo_bottom * 0.75), _mm(10 + photo_bottom)))
+    x, y = _mm(10 + photo_bottom * 0.75), _mm(9)
+    y = _field(draw, x, y, "Surname / Nom", p.surname)
+    y = _field(draw, x, y, "Given names / Prénoms", p.given_names)
+    y = _field(draw, x, y, "Date of birth        Sex", f"{_date(p.birth_date)}     {p.sex}")
+    if height_mm - 22 > y / PX_PER_MM + 6:
+        _field(draw, x, y, "Number        Valid until", f"{p.document_number}     {_date(p.expiry_date)}")
+    lines = MRZ_LINES[layout](p)
+    _mrz(page, lines, left_mm=left, first_baseline_mm=height_mm - 12.5, spacing_mm=6.0, font_name=font)
+    return page
+
+
+def render_page(
+    layout: str,
+    person: Person,
+    *,
+    seed: int = 0,
+    font: str = "ocrb",
+    tint: tuple[int, int, int] | None = None,
+) -> Image.Image:
+    """The undegraded page of a document of any layout (TD1, TD2, TD3, MRVA, MRVB), its MRZ in `font`."""
+    rng = random.Random(seed)
+    if layout == "TD3":
+        return _page_td3(person, rng, font, tint or (214, 228, 222))
+    if layout == "TD1":
+        return _page_td1(person, rng, font, tint or (226, 218, 236))
+    return _page_card(layout, person, rng, font, tint or (222, 230, 214))
 
 
 def _table(size: tuple[int, int], rng: random.Random) -> Image.Image:
@@ -336,10 +462,14 @@ def _add_noise(image: Image.Image, sigma: float, rng: random.Random) -> Image.Im
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
 
 
-def render_td3(person: Person | None = None, *, seed: int = 0, **degradations: float) -> Image.Image:
-    """A passport data page for `person` (default: an invented one), degraded by `degrade(**degradations)`."""
+def render_td3(
+    person: Person | None = None, *, seed: int = 0, glyphs: dict[str, str] | None = None, **degradations: float
+) -> Image.Image:
+    """A passport data page for `person` (default: an invented one), degraded by `degrade(**degradations)`; `glyphs`
+    as `_mrz` takes them."""
     rng = random.Random(seed)
-    return degrade(_page_td3(person or Person(), rng), seed=seed, **degradations)  # type: ignore[arg-type]
+    page = _page_td3(person or Person(), rng, glyphs=glyphs)
+    return degrade(page, seed=seed, **degradations)  # type: ignore[arg-type]
 
 
 def render_td1(person: Person | None = None, *, seed: int = 0, **degradations: float) -> Image.Image:
@@ -385,3 +515,11 @@ PEOPLE = (
     ),
 )
 """A few invented people with different name lengths, digits and letters in their numbers, and empty optional data."""
+
+# O/0 and I/1 traps: two look-alikes at weights 7 and 3 (positions 3 and 4) change the check sum by a multiple of 10
+# (O - 0 = 24, I - 1 = 17: 24 * 7 + 24 * 3 = 240, 17 * 10 = 170), so the check digits accept either reading. Rendered
+# with TRAP_GLYPHS, the printer's zero is its O (and its one its I), and the nationality on the same line prints the
+# letter: nothing on the document tells the two apart.
+ZEROS_TRAP = Person(document_number="X12007345", nationality="POL", issuing_country="POL", optional_data="")
+ONES_TRAP = Person(document_number="L02119245", nationality="IRL", issuing_country="IRL", optional_data="")
+TRAP_GLYPHS = {"0": "O", "1": "I"}

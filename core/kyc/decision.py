@@ -7,7 +7,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from core.kyc.mrz import Mrz
+    from core.mrz import Mrz
 
 # A near miss on the name (the MRZ name line has no check digit) goes to a person, a clear miss is rejected.
 NAME_REVIEW_SIMILARITY = 0.75
@@ -56,6 +56,8 @@ def decide(mrz: Mrz | None, *, document_type: str, full_name: str, birth_date: d
         for name, ok in mrz.checks.items()
         if not ok
     ]
+    # the fields whose look-alike characters (O/0, I/1, ...) neither the check digit nor other evidence decided
+    reasons += [f"uncertain_reading:{field}" for field in mrz.uncertain]
     matched, similarity = names_match(full_name, mrz.surname, mrz.given_names)
     checks["name_match"] = matched
     checks["birth_date_match"] = birth_date is not None and mrz.birth_date == birth_date

@@ -16,9 +16,9 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from core.kyc import documents
-from core.kyc.ocr import read_document
 from core.models import Job, KycDocument, User
-from tests.documents import Person, render_td3
+from core.mrz import read_mrz as read_document
+from tests.documents import ONES_TRAP, TRAP_GLYPHS, ZEROS_TRAP, Person, render_td3
 from tests.support import auth_headers, make_user, open_account
 
 PROFILE = {"full_name": "Anna Maria Eriksson", "date_of_birth": date(1974, 8, 12)}
@@ -200,6 +200,28 @@ def test_mismatched_name_is_not_verified_and_staff_decide(bank, client):
     with bank.db.transaction() as s:
         assert s.get(User, customer.id).kyc_status == "verified"
         assert s.get(User, stranger.id).kyc_status == "rejected"
+
+
+@pytest.mark.parametrize(
+    ("person", "readings"),
+    [(ZEROS_TRAP, {"X12007345", "X12OO7345"}), (ONES_TRAP, {"L02119245", "L02II9245"})],
+    ids=["zeros and O", "ones and I"],
+)
+def test_a_number_the_check_digit_cannot_decide_is_never_verified(bank, client, person, readings):
+    """The O/0 and I/1 traps through the worker's path: a number whose look-alikes pass the check digit either way,
+    on a document that prints them alike, ends in needs_review with uncertain_reading, and the customer stays
+    pending."""
+    customer = make_user(bank, kyc="unverified", **PROFILE)
+    headers = auth_headers(client, customer)
+    job = upload(client, headers, png_bytes(render_td3(person, seed=5, glyphs=TRAP_GLYPHS, jpeg=70))).get_json()
+    assert documents.process_document(bank, job["id"], read_document) == "needs_review"
+    doc = client.get(job["links"]["resource"], headers=headers).get_json()
+    assert doc["status"] == "needs_review" and doc["checks"]["mrz_valid"] is False
+    assert any(reason.startswith("uncertain_reading") for reason in doc["reasons"]), doc["reasons"]
+    if doc["extracted"]:  # what was read is one of the two readings, or a misread the check digit refused
+        number = doc["extracted"]["document_number"]
+        assert number in readings or "check_digit_failed:document_number" in doc["reasons"]
+    assert client.get("/api/v1/auth/me", headers=headers).get_json()["kyc_status"] == "pending"
 
 
 def test_ocr_failure_retries_then_goes_to_review(bank, client, passport_png):

@@ -105,3 +105,31 @@ def test_cpu_per_item():
 def test_cpu_per_item_charges_each_side_its_own_count():
     spent = per_item({"api": 1.0, "worker": 1.0, "postgres": 1.5, "bench": 0.1}, 50, accepted=100)
     assert spent == {"api": 10.0, "worker": 20.0, "postgres": 20.0, "bench": 1.333, "total": 51.333}
+
+
+def test_the_kyc_bench_reads_and_reports_a_realistic_document():
+    """A tiny run of `python -m bench.kyc_ocr` (one realistic document, the real reader), so it cannot rot."""
+    from bench import kyc_ocr
+    from tests.photos import realistic_set
+
+    [sample] = realistic_set(1)
+    rows = kyc_ocr.run([sample], ["bankq"], verbose=False)
+    assert [row.reader for row in rows] == ["bankq"] and rows[0].seconds > 0
+    assert not rows[0].false_valid
+    text = kyc_ocr.report(rows)
+    assert "read exactly" in text and "layout TD1" in text and "clean-to-moderate" in text
+
+
+def test_the_kyc_bench_counts_a_wrong_valid_reading_as_false_valid():
+    from bench import kyc_ocr
+    from core.mrz import icao
+    from tests.photos import realistic_set
+
+    [sample] = realistic_set(1)
+    truth = icao.parse(sample.lines)
+    assert kyc_ocr.score("x", sample, truth, 1.0).exact
+    first, second, third = sample.lines
+    renamed = icao.parse([first, second, third.replace("SILVA", "SILVO")])
+    row = kyc_ocr.score("x", sample, renamed, 1.0)
+    assert renamed.valid and row.false_valid and row.exact and not row.names
+    assert not kyc_ocr.score("x", sample, None, 1.0).exact

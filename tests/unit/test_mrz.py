@@ -1,4 +1,5 @@
-"""The MRZ reader on the ICAO 9303 specimens, on OCR-like corruptions and on generated documents."""
+"""ICAO parsing (core.mrz.icao), the OCR text clean-up (core.mrz.text) and the look-alikes check digits cannot decide
+(core.mrz.lookalikes), on the ICAO 9303 specimens, on OCR-like corruptions and on generated documents."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.kyc.mrz import Mrz, MrzError, candidates, check_digit, clean, parse, read
+from core.mrz.icao import Mrz, MrzError, check_digit, parse
+from core.mrz.text import candidates, clean, read
 
 TODAY = date(2024, 6, 1)
 
@@ -538,7 +540,6 @@ def test_a_digit_substitution_is_always_detected(doc: dict, data: st.DataObject)
 
 def _td3_with_number(number: str) -> list[str]:
     """The TD3 specimen with another document number, its check digit and the composite recomputed."""
-    from core.kyc.mrz import check_digit
 
     line2 = number + check_digit(number) + TD3[1][10:43]
     line2 += check_digit(line2[0:10] + line2[13:20] + line2[21:43])
@@ -547,7 +548,7 @@ def _td3_with_number(number: str) -> list[str]:
 
 def test_zeros_read_as_o_that_still_pass_the_check_digit_are_doubtful() -> None:
     """O counts 24, 0 counts 0: two zeros read as O at weights 7 and 3 add 168 + 72, 0 modulo 10."""
-    from core.kyc.mrz import doubtful_positions
+    from core.mrz.lookalikes import doubtful_positions
 
     truth = parse(_td3_with_number("100000003"), today=TODAY)
     # Weights run 7, 3, 1 from position 0: the O's at positions 3 (weight 7) and 4 (weight 3).
@@ -559,7 +560,7 @@ def test_zeros_read_as_o_that_still_pass_the_check_digit_are_doubtful() -> None:
 
 
 def test_a_number_whose_look_alikes_fail_the_check_digit_is_not_doubtful() -> None:
-    from core.kyc.mrz import doubtful_positions
+    from core.mrz.lookalikes import doubtful_positions
 
     plain = parse(_td3_with_number("L7K9ACX4H"), today=TODAY)  # no O/0, I/1, B/8, S/5, Z/2 in it
     assert plain.valid and {p for p in doubtful_positions(plain) if p[1] < 9} == set()  # the personal number may be

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.kyc.mrz import parse
 from core.kyc.names import name_variants, names_match, normalise_name
+from core.mrz.icao import parse
 
 
 @pytest.mark.parametrize(
