@@ -13,8 +13,9 @@ WORKDIR /app
 
 # tesseract (with its English model) reads identity documents in the kyc worker; one thread per process,
 # the worker scales by processes. libgl1 and libglib2.0-0: OpenCV (opencv-python, for the second recogniser) loads them.
+# pgbouncer: compose's optional connection pooler (profile "pooled") runs from this image too.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends tesseract-ocr tesseract-ocr-eng libgl1 libglib2.0-0 \
+    && apt-get install -y --no-install-recommends tesseract-ocr tesseract-ocr-eng libgl1 libglib2.0-0 pgbouncer \
     && rm -rf /var/lib/apt/lists/*
 
 COPY requirements.txt .

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import Table, bindparam, create_engine, event, insert, inspect, select, text
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
@@ -160,14 +160,23 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     # next statement with OperationalError (503 at the API, TransientError/retry in a worker, nothing written),
     # and SQLAlchemy then invalidates every pooled connection older than the failure, so each process sees at
     # most one such failure per restart. Recycling bounds how long an idle connection is trusted.
+    parsed = make_url(url)
+    connect_args: dict[str, Any] = {"connect_timeout": 5}
+    threshold = parsed.query.get("prepare_threshold")
+    if threshold is not None:
+        # Behind PgBouncer in transaction mode before 1.21, server-side prepared statements must be off:
+        # `?prepare_threshold=none` (psycopg prepares a statement after 5 runs by default).
+        value = threshold if isinstance(threshold, str) else threshold[0]
+        connect_args["prepare_threshold"] = None if value.lower() in ("none", "off", "") else int(value)
+        parsed = parsed.difference_update_query(["prepare_threshold"])
     return create_engine(
-        url,
+        parsed,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=False,
         pool_recycle=1800,
         pool_timeout=10,
-        connect_args={"connect_timeout": 5},
+        connect_args=connect_args,
     )
 
 

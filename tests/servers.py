@@ -144,6 +144,34 @@ def start_redis(port: int | None = None) -> Server:
                   start_command=start)
 
 
+def start_pgbouncer(upstream_port: int, *, pool_size: int = 4) -> Server:
+    """PgBouncer in transaction mode in front of a PostgreSQL on 127.0.0.1: few server connections shared by many
+    clients, each transaction on whichever is free. (It refuses to run as root, like PostgreSQL.)"""
+    binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+    if not os.path.exists(binary):
+        raise RuntimeError("pgbouncer not found: install it (make system-deps)")
+    user = _unprivileged_user()
+    run_as = ["runuser", "-u", user, "--"] if user else []
+    directory = Path(tempfile.mkdtemp(prefix="bankq-pgbouncer-"))
+    port = free_port()
+    (directory / "users.txt").write_text('"postgres" ""\n')
+    (directory / "pgbouncer.ini").write_text(
+        f"[databases]\n* = host=127.0.0.1 port={upstream_port}\n\n[pgbouncer]\nlisten_addr = 127.0.0.1\n"
+        f"listen_port = {port}\nunix_socket_dir =\nauth_type = trust\nauth_file = {directory / 'users.txt'}\n"
+        f"pool_mode = transaction\ndefault_pool_size = {pool_size}\nmax_client_conn = 500\n"
+        f"logfile = {directory / 'log'}\nignore_startup_parameters = extra_float_digits\n"
+    )
+    if user:
+        entry = pwd.getpwnam(user)
+        for path in (directory, *directory.iterdir()):
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+    start = [*run_as, binary, str(directory / "pgbouncer.ini")]
+    process = subprocess.Popen(start, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_port(port)
+    return Server(url=f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", process=process,
+                  directory=directory, port=port, start_command=start)
+
+
 def postgres() -> Server:
     url = os.environ.get("TEST_DATABASE_URL")
     if url:
