@@ -1,7 +1,8 @@
 """Approving a loan and paying it out. Approval is a job (Idempotency-Key, outbox); the worker opens the loan's own
 account (core.loans.books), posts one balanced transfer of kind `disbursement` from it to the borrower, so it holds
-minus the principal owed, and writes the schedule, all in one transaction with the job's terminal status. A duplicate delivery finds the job terminal and does nothing; the
-loan's unique disbursement_transfer_id and the transfer's unique job_id are the database's last guards."""
+minus the principal owed, and writes the schedule, all in one transaction with the job's terminal status. A
+duplicate delivery finds the job terminal and does nothing; the loan's unique disbursement_transfer_id and
+ledger_account_id and the transfer's unique job_id are the database's last guards."""
 
 from __future__ import annotations
 
