@@ -380,6 +380,9 @@ class Notification(Base):
     subject: Mapped[str | None] = mapped_column(String(200))
     recipient: Mapped[str] = mapped_column(String(254))
     context: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    # An email's file (core.notifications.attachments): where it is under the data folder, its name, type, size and
+    # SHA-256. The file is read when the message is sent, never stored here.
+    attachment: Mapped[dict[str, Any] | None] = mapped_column(Json)
     status: Mapped[str] = mapped_column(String(16), default="queued")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
