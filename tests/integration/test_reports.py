@@ -281,13 +281,23 @@ def test_large_statements_stream_in_batches(bank, client):
     period = Period(date(2026, 10, 1), date(2026, 10, 31))
     with bank.db.transaction() as s:
         totals = totals_for(s, account, period)
-        sizes = [len(batch) for batch in entry_batches(s, account, period, totals, 250)]
+        sizes, cursors = [], []
+        for batch in entry_batches(s, account, period, totals, 250):
+            sizes.append(len(batch))
+            cursors.append(s.scalar(text("SELECT count(*) FROM pg_cursors WHERE statement LIKE '%CURSOR FOR SELECT "
+                                         "entries.id%'")))
     assert totals.entry_count == 3000 and sizes == [250] * 12
+    assert min(cursors) >= 1  # a server-side cursor is open throughout: PostgreSQL hands rows over as asked
 
     headers = auth_headers(client, owner)
     csv_job, pdf_job = (request(client, headers, account, fmt).get_json() for fmt in ("csv", "pdf"))
     assert worker.process_report(bank, csv_job["id"], batch_size=97) == "ready"
     assert worker.process_report(bank, pdf_job["id"], batch_size=97) == "ready"
+    download = client.get(f"/api/v1/reports/{report_id_of(csv_job)}/download", headers=headers, buffered=False)
+    assert download.is_streamed  # the file is sent in chunks as it is read, never loaded whole
+    chunks = [len(chunk) for chunk in download.response]
+    assert len(chunks) > 10 and max(chunks) <= 64 * 1024 and sum(chunks) == int(download.headers["Content-Length"])
+    download.close()
     rows = list(
         csv.DictReader(
             io.StringIO(client.get(f"/api/v1/reports/{report_id_of(csv_job)}/download", headers=headers).data.decode())
