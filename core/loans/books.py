@@ -85,10 +85,13 @@ def open_books(s: Session, loan_id: str) -> Books | None:
     if loan is None or loan.status not in SERVICED or loan.ledger_account_id is None:
         return None
     instalments = instalments_of(s, loan)
-    bank_ids = [bank_account(s, number(loan.currency)).id
-                for number in (loan_charges_account_number, interest_account_number, fees_account_number)]
-    accounts = lock_accounts(s, loan.account_id, loan.ledger_account_id, *bank_ids)
-    charges, interest, fees = (accounts[i] for i in bank_ids)
+    numbers = [number(loan.currency)
+               for number in (loan_charges_account_number, interest_account_number, fees_account_number)]
+    bank_ids = dict(s.execute(select(Account.number, Account.id).where(Account.number.in_(numbers))).all())
+    if len(bank_ids) < len(numbers):
+        bank_account(s, next(n for n in numbers if n not in bank_ids))  # raises: run the set-up
+    accounts = lock_accounts(s, loan.account_id, loan.ledger_account_id, *bank_ids.values())
+    charges, interest, fees = (accounts[bank_ids[n]] for n in numbers)
     return Books(loan, instalments, accounts[loan.account_id], accounts[loan.ledger_account_id], charges, interest,
                  fees)
 

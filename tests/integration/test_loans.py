@@ -223,6 +223,13 @@ def test_approval_disburses_once_under_duplicate_delivery_and_writes_the_schedul
         assert (disbursement.source_account_id, disbursement.destination_account_id) == (ledger_account, account)
         assert s.get(Account, ledger_account).kind == "internal"
     assert client.get(f"/api/v1/accounts/{ledger_account}", headers=teller).status_code == 404  # not a customer's
+    undo = client.post(f"/api/v1/transfers/{shown['disbursement_transfer_id']}/reverse", json={"reason": "x"},
+                       headers={**teller, "Idempotency-Key": "undo"})
+    assert undo.status_code == 409 and undo.get_json()["code"] == "not_reversible"  # the loan's books stay whole
+    stray = client.post("/api/v1/transfers", json={"source_account_id": account, "amount": "1.00", "currency": "EUR",
+                                                   "destination_account_number": shown["ledger_account_number"]},
+                        headers={**headers, "Idempotency-Key": "stray"})
+    assert stray.status_code == 404  # nobody pays into a loan's account but its repayments
     entries = client.get(f"/api/v1/accounts/{account}/entries", headers=headers).get_json()["items"]
     assert [(e["amount"], e["transfer_id"]) for e in entries] == [("1000.00", shown["disbursement_transfer_id"])]
 
