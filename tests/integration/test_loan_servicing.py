@@ -263,3 +263,26 @@ def test_an_early_repayment_without_the_money_takes_nothing(bank, client):
     assert job["error"]["code"] == "insufficient_funds"
     assert count(bank, Transfer, Transfer.kind == "loan_repayment", Transfer.status == "posted") == 0
     assert client.get(f"/api/v1/loans/{loan_id}", headers=headers).get_json()["outstanding"] == "1000.00"
+
+
+def test_an_instalment_rescheduled_to_zero_is_paid_without_a_posting(bank, client):
+    at(DISBURSED)
+    made = product(client, bank, annual_rate="0")
+    borrower = make_user(bank)
+    account = open_account(bank, borrower, "EUR", 10_00)
+    headers = auth_headers(client, borrower)
+    loan_id = client.post("/api/v1/loans", json={"product_id": made["id"], "amount": "500.00", "term_months": 3,
+                                                 "account_id": account}, headers=headers).get_json()["id"]
+    teller = auth_headers(client, make_user(bank, role="teller"))
+    assert disburse_loan(bank.db, approve(client, teller, loan_id).get_json()["id"]) == "succeeded"
+    # 0.01 left over three instalments at 0 %: the level payment rounds to 0, the last repays the cent.
+    assert repay_loan(bank.db, repay(client, headers, loan_id, "499.99").get_json()["id"]) == "succeeded"
+    assert [i["payment"] for i in schedule(client, headers, loan_id)] == ["0.00", "0.00", "0.01"]
+    for item in schedule(client, headers, loan_id):
+        day = date.fromisoformat(item["due_date"])
+        at(day)
+        service_loans(bank, today=day)
+    shown = client.get(f"/api/v1/loans/{loan_id}", headers=headers).get_json()
+    assert shown["status"] == "repaid" and shown["outstanding"] == "0.00"
+    assert count(bank, Transfer, Transfer.kind == "loan_repayment") == 2  # the early one and the cent
+    assert balance(bank, account) == 10_00 and check_ledger(bank.db)["ok"]
