@@ -85,7 +85,11 @@ class LoanOut(Schema):
     currency = fields.String()
     principal = fields.String()
     outstanding = fields.String(
-        metadata={"description": "Principal still owed: 0 until disbursed, then the principal of unpaid instalments."}
+        metadata={
+            "description": "Principal still owed: 0 until disbursed, then minus the balance of the loan's own "
+            "account in the ledger (`ledger_account_id`), which always equals the principal of the unpaid "
+            "instalments. Interest accrued and late fees are owed on top of it (see the schedule)."
+        }
     )
     annual_rate = fields.String(metadata={"description": "Copied from the product when applying."})
     term_months = fields.Integer()
@@ -94,7 +98,18 @@ class LoanOut(Schema):
         allow_none=True, metadata={"description": "Why the last disbursement failed (the loan is back to applied)."}
     )
     job_id = fields.String(allow_none=True, metadata={"description": "The disbursement job, once approved."})
-    disbursement_transfer_id = fields.String(allow_none=True)
+    disbursement_transfer_id = fields.String(
+        allow_none=True,
+        metadata={"description": "The posting that paid the loan out: from its own account to `account_id`."},
+    )
+    ledger_account_id = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "The loan's own account in the ledger (internal, opened with the disbursement): its balance "
+            "is minus the principal owed, so the admin ledger check accounts for every loan. Null until disbursed."
+        },
+    )
+    ledger_account_number = fields.String(allow_none=True, metadata={"example": "BANKQ-LOAN-3F2B9C4E1D7A4B6C8E0F"})
     disbursed_on = fields.String(allow_none=True, metadata={"description": "UTC date; instalments count from it."})
     decided_at = fields.String(allow_none=True)
     created_at = fields.String()

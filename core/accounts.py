@@ -25,8 +25,8 @@ def cash_account_number(currency: str) -> str:
     return f"BANKQ-CASH-{currency}"
 
 
-def loan_account_number(currency: str) -> str:
-    return f"BANKQ-LOANS-{currency}"
+def loan_charges_account_number(currency: str) -> str:
+    return f"BANKQ-LOAN-CHARGES-{currency}"
 
 
 def interest_account_number(currency: str) -> str:
@@ -39,7 +39,7 @@ def fees_account_number(currency: str) -> str:
 
 BANK_ACCOUNTS = (
     (cash_account_number, "cash"),
-    (loan_account_number, "loan"),
+    (loan_charges_account_number, "receivable"),
     (interest_account_number, "interest"),
     (fees_account_number, "fees"),
 )
@@ -87,8 +87,9 @@ def new_account_number() -> str:
 
 def ensure_cash_accounts(db: Database) -> None:
     """The bank's own accounts, one of each per currency: cash (the other side of every deposit and withdrawal);
-    loans (internal, so it may go negative: minus what borrowers owe, the source of every disbursement and where
-    repayments go); interest and fees (the income that accrues on loans and the late fees charged)."""
+    loan charges (a receivable, so negative: minus the interest accrued and late fees charged on loans and not yet
+    paid; each loan's principal is on an account of its own, core.loans.books); interest and fees (the income that
+    accrues on loans and the late fees charged)."""
     with db.transaction() as s:
         existing = set(s.scalars(select(Account.number).where(Account.kind == "internal")))
         for currency in CURRENCIES:
@@ -103,10 +104,6 @@ def cash_account(session: Session, currency: str) -> Account:
     if account is None:
         raise NotFound(f"No cash account for {currency}; run the set-up.")
     return account
-
-
-def loan_account(session: Session, currency: str) -> Account:
-    return bank_account(session, loan_account_number(currency))
 
 
 def bank_account(session: Session, number: str) -> Account:

@@ -1,17 +1,18 @@
 """The ledger: posting one balanced transfer between two locked accounts, and the check that every balance equals
-the sum of its entries and every currency sums to zero."""
+the sum of its entries, every currency sums to zero, and every loan's books agree with the loan."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from core.accounts import loan_charges_account_number
 from core.db import Database
-from core.models import Account, Entry, Transfer, new_id
-from core.money import format_minor
+from core.models import Account, Entry, Loan, LoanInstalment, Transfer, new_id
+from core.money import CURRENCIES, format_minor
 
 
 def lock_accounts(s: Session, *account_ids: str) -> dict[str, Account]:
@@ -50,6 +51,8 @@ def post_transfer(s: Session, transfer: Transfer, source: Account, destination: 
 
 def check_ledger(db: Database) -> dict[str, Any]:
     with db.transaction() as s:
+        if db.is_postgres:  # one snapshot for every query below, so postings committed meanwhile cannot look wrong
+            s.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
         sums = dict(s.execute(select(Entry.account_id, func.sum(Entry.amount)).group_by(Entry.account_id)).all())
         accounts = s.execute(select(Account.id, Account.number, Account.currency, Account.balance, Account.kind)).all()
         per_currency = s.execute(select(Entry.currency, func.sum(Entry.amount)).group_by(Entry.currency)).all()
@@ -58,6 +61,7 @@ def check_ledger(db: Database) -> dict[str, Any]:
             .group_by(Entry.transfer_id)
             .having(func.sum(Entry.amount) != 0)
         ).all()
+        loans = _loan_mismatches(s)
     mismatches: list[dict[str, Any]] = []
     for account_id, number, currency, balance, kind in accounts:
         total = int(sums.get(account_id) or 0)
@@ -87,4 +91,36 @@ def check_ledger(db: Database) -> dict[str, Any]:
             )
     for transfer_id, total in unbalanced:
         mismatches.append({"type": "posting_not_balanced", "transfer_id": transfer_id, "sum": int(total)})
+    mismatches += loans
     return {"ok": not mismatches, "accounts_checked": len(accounts), "mismatches": mismatches}
+
+
+def _loan_mismatches(s: Session) -> list[dict[str, Any]]:
+    """Each loan's account holds minus the principal still owed on it (core.loans.books), and each currency's loan
+    charges receivable minus the interest accrued and the late fees charged on its loans' unpaid instalments."""
+    found: list[dict[str, Any]] = []
+    owed_principal = Loan.principal - Loan.principal_paid
+    for loan_id, owed, account_id, number, balance, currency in s.execute(
+        select(Loan.id, owed_principal, Account.id, Account.number, Account.balance, Account.currency)
+        .join(Account, Account.id == Loan.ledger_account_id)
+        .where(Account.balance != -owed_principal)
+    ):
+        found.append({"type": "loan_account_mismatch", "loan_id": loan_id, "account_id": account_id,
+                      "number": number, "balance": format_minor(balance, currency),
+                      "outstanding": format_minor(owed, currency)})
+    charges_owed = dict(s.execute(
+        select(Loan.currency, func.sum(LoanInstalment.interest_accrued - LoanInstalment.interest_paid
+                                       + LoanInstalment.late_fee))
+        .join(LoanInstalment, LoanInstalment.loan_id == Loan.id)
+        .where(LoanInstalment.status != "paid")
+        .group_by(Loan.currency)
+    ).all())
+    numbers = {loan_charges_account_number(c): c for c in CURRENCIES}
+    for number, balance, currency in s.execute(
+        select(Account.number, Account.balance, Account.currency).where(Account.number.in_(numbers))
+    ):
+        owed = int(charges_owed.get(currency) or 0)
+        if balance != -owed:
+            found.append({"type": "loan_charges_mismatch", "currency": currency, "number": number,
+                          "balance": format_minor(balance, currency), "owed": format_minor(owed, currency)})
+    return found

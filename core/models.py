@@ -101,7 +101,9 @@ class Account(Base):
         CheckConstraint("kind = 'internal' OR balance >= 0", name="balance_not_negative"),
         CheckConstraint("kind IN ('customer', 'internal')", name="kind"),
         CheckConstraint("status IN ('active', 'frozen', 'closed')", name="status"),
-        CheckConstraint("type IN ('checking', 'savings', 'cash', 'loan', 'interest', 'fees')", name="type"),
+        CheckConstraint(
+            "type IN ('checking', 'savings', 'cash', 'loan', 'interest', 'fees', 'receivable')", name="type"
+        ),
     )
 
 
@@ -146,7 +148,7 @@ class Transfer(Base):
         CheckConstraint("source_account_id <> destination_account_id", name="distinct_accounts"),
         CheckConstraint(
             "kind IN ('transfer', 'deposit', 'withdrawal', 'reversal', 'disbursement', 'loan_repayment', "
-            "'interest_accrual', 'late_fee')",
+            "'interest_accrual', 'late_fee', 'charges_paid', 'loan_opening')",
             name="kind",
         ),
         CheckConstraint("(kind = 'reversal') = (reverses IS NOT NULL)", name="reversal_link"),
@@ -378,6 +380,9 @@ class Notification(Base):
     subject: Mapped[str | None] = mapped_column(String(200))
     recipient: Mapped[str] = mapped_column(String(254))
     context: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    # An email's file (core.notifications.attachments): where it is under the data folder, its name, type, size and
+    # SHA-256. The file is read when the message is sent, never stored here.
+    attachment: Mapped[dict[str, Any] | None] = mapped_column(Json)
     status: Mapped[str] = mapped_column(String(16), default="queued")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -639,6 +644,8 @@ class Loan(Base):
     failure_code: Mapped[str | None] = mapped_column(String(64))
     disbursement_transfer_id: Mapped[str | None] = mapped_column(ForeignKey("transfers.id"), unique=True)
     disbursed_on: Mapped[date | None] = mapped_column(Date)
+    # The loan's own account in the ledger (internal, opened with the disbursement): minus the principal still owed.
+    ledger_account_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id"), unique=True)
     principal_paid: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     accrued_through: Mapped[date | None] = mapped_column(Date)  # interest is accrued up to this day
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
@@ -653,6 +660,7 @@ class Loan(Base):
         CheckConstraint(
             "(status IN ('active', 'overdue', 'repaid')) = (disbursement_transfer_id IS NOT NULL)", name="disbursed"
         ),
+        CheckConstraint("disbursement_transfer_id IS NULL OR ledger_account_id IS NOT NULL", name="ledger_account"),
         Index("ix_loans_status_created", "status", "created_at", "id"),
         Index("ix_loans_user_created", "user_id", "created_at", "id"),
     )

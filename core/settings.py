@@ -137,6 +137,8 @@ class Settings:
     smtp_password: str | None = None
     smtp_from: str = "bankq <no-reply@bankq.invalid>"
     smtp_starttls: bool = False
+    # An email's attachment (the monthly statement's PDF) is at most this many bytes; 0: nothing is attached.
+    mail_attachment_max_bytes: int = 10_000_000
     sms_provider_url: str | None = None
     sms_provider_token: str | None = None
     otp_pepper: str = ""
@@ -198,6 +200,7 @@ class Settings:
             smtp_password=env.get("SMTP_PASSWORD") or None,
             smtp_from=env.get("SMTP_FROM") or "bankq <no-reply@bankq.invalid>",
             smtp_starttls=_bool(env.get("SMTP_STARTTLS"), False, "SMTP_STARTTLS"),
+            mail_attachment_max_bytes=max(0, _int(env, "BANKQ_MAIL_ATTACHMENT_MAX_BYTES", 10_000_000)),
             sms_provider_url=env.get("SMS_PROVIDER_URL") or None,
             sms_provider_token=env.get("SMS_PROVIDER_TOKEN") or None,
             otp_pepper=env.get("BANKQ_OTP_PEPPER") or "",

@@ -25,7 +25,14 @@ def create_user(body: dict) -> tuple[dict, int]:
 
 
 @blp.get("/ledger/check")
-@blp.doc(security=BEARER)
+@blp.doc(
+    security=BEARER,
+    description="Admin. Read on one snapshot: every account's balance equals the sum of its entries "
+    "(`balance_mismatch`), no customer account is below zero (`negative_balance`), every posting and every currency "
+    "sums to zero (`posting_not_balanced`, `currency_not_balanced`), every loan's own account holds minus its "
+    "outstanding principal (`loan_account_mismatch`), and each currency's loan charges receivable holds minus the "
+    "interest accrued and late fees charged on unpaid instalments (`loan_charges_mismatch`). `ok` when none.",
+)
 @jwt_required()
 @admin_required
 @blp.response(200, LedgerCheckOut)

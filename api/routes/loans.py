@@ -86,7 +86,9 @@ def get_loan(loan_id: str) -> dict:
     description="The annuity schedule, written at disbursement (empty before). Payments are equal, rounded half "
     "up to a minor unit; each month's interest is the outstanding principal × rate/12, rounded half up; the last "
     "instalment repays what is left, so principals sum to the principal. Due monthly on the disbursement's day, "
-    "or a shorter month's last day. On its due date an instalment is collected from the loan's account; if the "
+    "or a shorter month's last day. On its due date an instalment is collected from the loan's `account_id` (one "
+    "transfer into the loan's own account, its interest and fee part then moved on to the bank's loan charges "
+    "receivable); if the "
     "money is not there it is `overdue`, retried daily, and charged the product's late fee once after "
     "BANKQ_LOAN_GRACE_DAYS. After an early repayment the unpaid instalments are recomputed as a new annuity over the "
     "same due dates.",
@@ -107,9 +109,11 @@ def reject_loan(body: dict, loan_id: str) -> dict:
     return loans.reject_loan(bank(), current_user(), loan_id, body["reason"])
 
 
-APPROVE_DOC = """Staff. A job (202 + Location, Idempotency-Key required) on the transfers queue: the worker posts one
-balanced transfer of kind `disbursement` from the bank's loan account in the loan's currency to the borrower's
-account, writes the schedule and makes the loan `active` (exactly once, however often the message is delivered).
+APPROVE_DOC = """Staff. A job (202 + Location, Idempotency-Key required) on the transfers queue: the worker opens the
+loan's own account in the ledger (`ledger_account_id`, internal), posts one balanced transfer of kind `disbursement`
+from it to the borrower's account, so that account holds minus the principal owed from then on, writes the schedule
+and makes the loan `active` (exactly once, however often the message is delivered); the job's result names the
+transfer and the loan's account.
 409 `loan_not_applied` unless the loan is applied. If the receiving account is frozen or closed by then, the job
 fails (`account_frozen` / `account_closed`) and the loan is back to `applied` with that `failure_code`."""
 
@@ -126,13 +130,13 @@ def approve_loan(loan_id: str):  # type: ignore[no-untyped-def]
 
 
 REPAY_DOC = """The borrower repays early, in part or in full. A job (202 + Location, Idempotency-Key required) on the
-transfers queue: the worker brings interest up to today, takes the amount from the loan's account (interest accrued
-to date first, then principal) and recomputes the unpaid instalments as a new annuity over the same due dates; a
-repayment of the whole payoff makes the loan `repaid`. 422 when `amount` is not a positive amount of the loan's
-currency or is more than the payoff today (`amount_exceeds_payoff`); 409 `loan_overdue` while an instalment is
-overdue (it is collected first), `loan_not_active` unless the loan is active; 403 for staff (only the borrower
-repays); 404 for anyone else. The job fails `insufficient_funds` (nothing is taken) when the account does not hold
-the amount; its result names the amount repaid and what is outstanding."""
+transfers queue: the worker brings interest up to today, moves the amount from the loan's `account_id` into the
+loan's own account (interest accrued to date first, then principal) and recomputes the unpaid instalments as a new
+annuity over the same due dates; a repayment of the whole payoff makes the loan `repaid`. 422 when `amount` is not a
+positive amount of the loan's currency or is more than the payoff today (`amount_exceeds_payoff`); 409 `loan_overdue`
+while an instalment is overdue (it is collected first), `loan_not_active` unless the loan is active; 403 for staff
+(only the borrower repays); 404 for anyone else. The job fails `insufficient_funds` (nothing is taken) when the
+account does not hold the amount; its result names the amount repaid and what is outstanding."""
 
 
 @blp.post("/loans/<loan_id>/repay")

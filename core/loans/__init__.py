@@ -1,5 +1,5 @@
-"""Loans: products, applications, approval with a disbursement job, the annuity schedule, and servicing (interest,
-collection, late fees, reminders, early repayment)."""
+"""Loans: products, applications, approval with a disbursement job, the annuity schedule, each loan's own account in
+the ledger (books), servicing (interest, collection, late fees, reminders) and early repayment."""
 
 from core.loans.applications import (
     LoanApplication,
@@ -11,7 +11,8 @@ from core.loans.applications import (
 )
 from core.loans.disbursement import approve_loan, disburse_loan
 from core.loans.products import NewLoanProduct, create_product, list_products
-from core.loans.servicing import ServicingReport, repay_loan, request_repayment, service_loans
+from core.loans.repayment import repay_loan, request_repayment
+from core.loans.servicing import ServicingReport, service_loans
 
 __all__ = [
     "LoanApplication",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import audit
@@ -14,8 +14,9 @@ from core.accounts import visible_account
 from core.bank import Bank
 from core.clock import isoformat, utcnow
 from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from core.loans.books import outstanding
 from core.loans.products import MAX_TERM_MONTHS, format_rate
-from core.models import Loan, LoanInstalment, LoanProduct, User
+from core.models import Account, Loan, LoanInstalment, LoanProduct, User
 from core.money import format_minor, parse_amount
 from core.pagination import newest_first
 from core.transfers.requests import check_usable
@@ -23,7 +24,6 @@ from core.transfers.reversals import check_reason
 from core.users import is_staff
 
 STATUSES = ("applied", "approved", "rejected", "active", "overdue", "repaid")
-DISBURSED = ("active", "overdue", "repaid")
 
 
 @dataclass(frozen=True)
@@ -34,14 +34,11 @@ class LoanApplication:
     account_id: str
 
 
-def loan_view(s: Session, loan: Loan) -> dict[str, Any]:
-    owed: int | None = 0
-    if loan.status in DISBURSED:
-        owed = s.scalar(
-            select(func.coalesce(func.sum(LoanInstalment.principal), 0)).where(
-                LoanInstalment.loan_id == loan.id, LoanInstalment.status != "paid"
-            )
-        )
+def loan_view(s: Session, loan: Loan, account: Account | None = None) -> dict[str, Any]:
+    """The loan as the API shows it; `outstanding` is read off the loan's own account in the ledger (`account`,
+    when the caller has loaded it)."""
+    if account is None and loan.ledger_account_id:
+        account = s.get(Account, loan.ledger_account_id)
     return {
         "id": loan.id,
         "status": loan.status,
@@ -50,13 +47,15 @@ def loan_view(s: Session, loan: Loan) -> dict[str, Any]:
         "account_id": loan.account_id,
         "currency": loan.currency,
         "principal": format_minor(loan.principal, loan.currency),
-        "outstanding": format_minor(int(owed or 0), loan.currency),
+        "outstanding": format_minor(outstanding(account), loan.currency),
         "annual_rate": format_rate(loan.annual_rate_ppm),
         "term_months": loan.term_months,
         "reason": loan.reason,
         "failure_code": loan.failure_code,
         "job_id": loan.job_id,
         "disbursement_transfer_id": loan.disbursement_transfer_id,
+        "ledger_account_id": account.id if account else None,
+        "ledger_account_number": account.number if account else None,
         "disbursed_on": loan.disbursed_on.isoformat() if loan.disbursed_on else None,
         "decided_at": isoformat(loan.decided_at),
         "created_at": isoformat(loan.created_at),
@@ -162,7 +161,10 @@ def list_loans(bank: Bank, user: User, *, status: str | None, limit: int | None,
         query = query.where(Loan.status == status)
     with bank.db.transaction() as s:
         rows, next_cursor = newest_first(s, query, Loan, limit=limit, cursor=cursor)
-        return {"items": [loan_view(s, loan) for loan in rows], "next_cursor": next_cursor}
+        ids = [loan.ledger_account_id for loan in rows if loan.ledger_account_id]
+        accounts = {a.id: a for a in s.scalars(select(Account).where(Account.id.in_(ids)))} if ids else {}
+        items = [loan_view(s, loan, accounts.get(loan.ledger_account_id or "")) for loan in rows]
+        return {"items": items, "next_cursor": next_cursor}
 
 
 def instalment_view(i: LoanInstalment, currency: str) -> dict[str, Any]:

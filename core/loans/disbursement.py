@@ -1,7 +1,8 @@
-"""Approving a loan and paying it out. Approval is a job (Idempotency-Key, outbox); the worker posts one balanced
-transfer of kind `disbursement` from the bank's loan account to the borrower and writes the schedule, all in one
-transaction with the job's terminal status. A duplicate delivery finds the job terminal and does nothing; the
-loan's unique disbursement_transfer_id and the transfer's unique job_id are the database's last guards."""
+"""Approving a loan and paying it out. Approval is a job (Idempotency-Key, outbox); the worker opens the loan's own
+account (core.loans.books), posts one balanced transfer of kind `disbursement` from it to the borrower, so it holds
+minus the principal owed, and writes the schedule, all in one transaction with the job's terminal status. A
+duplicate delivery finds the job terminal and does nothing; the loan's unique disbursement_transfer_id and
+ledger_account_id and the transfer's unique job_id are the database's last guards."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from core import audit, jobs
-from core.accounts import loan_account
 from core.bank import Bank
 from core.clock import utcnow
 from core.db import Database
@@ -21,6 +21,7 @@ from core.errors import Conflict, Forbidden, TransientError
 from core.idempotency import Accepted, accept, fingerprint
 from core.ledger import lock_accounts, post_between
 from core.loans.applications import visible_loan
+from core.loans.books import open_ledger_account
 from core.loans.schedule import annuity_schedule, rate_from_ppm
 from core.models import Account, Job, Loan, LoanInstalment, User, new_id
 from core.money import format_minor
@@ -94,17 +95,16 @@ def _refusal(account: Account) -> tuple[str, str] | None:
 
 
 def _pay_out(s: Session, job: Job, loan: Loan) -> None:
-    source = loan_account(s, loan.currency)
-    locked = lock_accounts(s, source.id, loan.account_id)
-    source, destination = locked[source.id], locked[loan.account_id]
+    destination = lock_accounts(s, loan.account_id)[loan.account_id]
     now = utcnow()
-    refusal = _refusal(destination) or _refusal(source)
+    refusal = _refusal(destination)
     if refusal:
         code, message = refusal
         loan.status, loan.failure_code, loan.updated_at = "applied", code, now  # staff may approve again later
         jobs.finish(job, "failed", error_code=code, error_message=message)
         audit.record(s, job.user_id, "loan.disbursement_failed", f"loan:{loan.id}", job_id=job.id, code=code)
         return
+    source = open_ledger_account(s, loan)  # new in this transaction: nobody else can see it, let alone lock it
     transfer = post_between(s, job_id=job.id, kind="disbursement", source=source, destination=destination,
                             amount=loan.principal, description=f"Loan {loan.id}", requested_by=job.user_id, now=now)
     today = now.date()
@@ -122,5 +122,6 @@ def _pay_out(s: Session, job: Job, loan: Loan) -> None:
         )
     loan.status, loan.disbursement_transfer_id, loan.disbursed_on, loan.updated_at = "active", transfer.id, today, now
     loan.accrued_through = today
-    jobs.finish(job, "succeeded", result={"loan_id": loan.id, "transfer_id": transfer.id, "status": "active"})
+    jobs.finish(job, "succeeded", result={"loan_id": loan.id, "transfer_id": transfer.id, "status": "active",
+                                          "ledger_account_id": source.id})
     audit.record(s, job.user_id, "loan.disbursed", f"loan:{loan.id}", job_id=job.id, transfer_id=transfer.id)

@@ -21,6 +21,9 @@ def notification_view(n: Notification) -> dict[str, Any]:
         "status": "queued" if n.status == "sending" else n.status,
         "created_at": isoformat(n.created_at),
         "sent_at": isoformat(n.sent_at),
+        "attachment": (
+            {k: n.attachment[k] for k in ("filename", "content_type", "size")} if n.attachment else None
+        ),
     }
 
 

@@ -7,12 +7,14 @@ import os
 import re
 import smtplib
 import ssl
+from collections.abc import Sequence
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from pathlib import Path
 from typing import Protocol
 
 from core.clock import utcnow
+from core.notifications.attachments import Attachment
 from core.notifications.errors import DeliveryDeferred, DeliveryFailed
 from core.notifications.templates import Rendered
 from core.settings import Settings
@@ -26,7 +28,13 @@ class Mailer(Protocol):
 
 
 def build_message(
-    settings: Settings, *, rendered: Rendered, recipient: str, message_id: str, template: str
+    settings: Settings,
+    *,
+    rendered: Rendered,
+    recipient: str,
+    message_id: str,
+    template: str,
+    attachments: Sequence[tuple[Attachment, bytes]] = (),
 ) -> EmailMessage:
     message = EmailMessage()
     message["Message-ID"] = message_id
@@ -39,6 +47,9 @@ def build_message(
     message.set_content(rendered.text)
     if rendered.html is not None:
         message.add_alternative(rendered.html, subtype="html")
+    for attachment, data in attachments:  # the text and HTML become the first part of a multipart/mixed message
+        maintype, subtype = attachment.content_type.split("/", 1)
+        message.add_attachment(data, maintype=maintype, subtype=subtype, filename=attachment.filename)
     return message
 
 

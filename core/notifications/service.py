@@ -32,6 +32,7 @@ from core.clock import as_utc, utcnow
 from core.errors import ValidationFailed
 from core.jobs import add_message
 from core.models import Notification, OutboxMessage, User, new_id
+from core.notifications.attachments import Attachment, check_attachment, read_attachment
 from core.notifications.errors import DeliveryDeferred, DeliveryFailed, RetryLater
 from core.notifications.mail import build_message, mailer_for
 from core.notifications.sms import sms_provider_for
@@ -58,6 +59,7 @@ class Claim:
     message_id: str
     context: dict[str, Any]
     created_at: datetime
+    attachment: Attachment | None = None
 
 
 def backoff_seconds(attempt: int) -> int:
@@ -74,10 +76,11 @@ def queue_notification(
     context: dict[str, Any],
     recipient: str | None = None,
     notification_id: str | None = None,
+    attachment: Attachment | None = None,
 ) -> Notification:
     """Add the notification and its outbox message to the caller's transaction: it exists iff that commits.
     A caller that must send a message at most once (e.g. once per period) passes a deterministic id: the primary
-    key then refuses the second one."""
+    key then refuses the second one. An email may carry one file (core.notifications.attachments)."""
     if channel not in CHANNELS:
         raise ValidationFailed(
             "Unknown notification channel.",
@@ -85,6 +88,8 @@ def queue_notification(
             errors={"channel": [f"Must be one of {', '.join(CHANNELS)}."]},
         )
     spec = template_for(template, context)
+    if attachment is not None:
+        check_attachment(channel, attachment)
     to = recipient or _default_recipient(user, channel)
     notification_id = notification_id or new_id()
     now = utcnow()
@@ -96,6 +101,7 @@ def queue_notification(
         subject=spec.subject,
         recipient=to,
         context=json.loads(json.dumps(context, default=str)),  # what JSON can hold, as the worker will read it
+        attachment=attachment.as_json() if attachment is not None else None,
         status="queued",
         attempts=0,
         message_id=f"<{notification_id}@bankq>",
@@ -155,7 +161,8 @@ def claim(bank: Bank, notification_id: str) -> Claim | None:
             return None  # another worker holds it
         n.status, n.attempts, n.next_attempt_at, n.updated_at = "sending", n.attempts + 1, now + LEASE, now
         return Claim(
-            n.id, n.attempts, n.channel, n.template, n.recipient, n.message_id, dict(n.context or {}), n.created_at
+            n.id, n.attempts, n.channel, n.template, n.recipient, n.message_id, dict(n.context or {}), n.created_at,
+            Attachment.from_json(n.attachment) if n.attachment else None,
         )
 
 
@@ -164,12 +171,14 @@ def deliver(settings: Settings, taken: Claim) -> None:
     try:
         if taken.channel == "email":
             rendered = render_email(taken.template, taken.context)
+            files = [(taken.attachment, read_attachment(taken.attachment, settings))] if taken.attachment else []
             message = build_message(
                 settings,
                 rendered=rendered,
                 recipient=taken.recipient,
                 message_id=taken.message_id,
                 template=taken.template,
+                attachments=files,
             )
             mailer_for(settings).send(message, taken.recipient)
         elif taken.channel == "sms":

@@ -18,7 +18,7 @@ from core.idempotency import Accepted, accept, fingerprint
 from core.models import Account, Report, User, new_id
 from core.money import format_minor
 from core.reports.render import CONTENT_TYPES
-from core.reports.worker import storage_dir
+from core.reports.worker import file_name, storage_dir
 from core.users import is_staff
 
 FORMATS = tuple(CONTENT_TYPES)
@@ -153,7 +153,4 @@ def download(bank: Bank, user: User, report_id: str) -> Download:
     path = storage_dir(bank) / report.stored_name
     if not path.is_file():
         raise Gone("The report's file is no longer kept; request a new one.", code="report_gone")
-    filename = (
-        f"statement-{account.number}-{report.period_from.isoformat()}-{report.period_to.isoformat()}.{report.format}"
-    )
-    return Download(path, CONTENT_TYPES[report.format], filename)
+    return Download(path, CONTENT_TYPES[report.format], file_name(report, account.number))

@@ -22,13 +22,14 @@ from core import audit, jobs
 from core.bank import Bank
 from core.clock import utcnow
 from core.models import Account, Job, Report, User
-from core.notifications import queue_notification
-from core.reports.render import BATCH_SIZE, WRITERS, Heading, Period, Totals, entry_batches, totals_for
+from core.notifications import Attachment, fits, queue_notification
+from core.reports.render import BATCH_SIZE, CONTENT_TYPES, WRITERS, Heading, Period, Totals, entry_batches, totals_for
 
 log = logging.getLogger(__name__)
 # A running statement job untouched this long belongs to a dead worker (the task's hard limit is 330 s).
 LEASE = timedelta(minutes=6)
 NOTICE_NAMESPACE = uuid.UUID("8d0b6a3e-9a53-4c3e-9b7c-3f1c5cbe2a11")
+REPORTS_FOLDER = "reports"  # under the data folder
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class Rendered:
 
 
 def storage_dir(bank: Bank) -> Path:
-    path = bank.settings.data_dir / "reports"
+    path = bank.settings.data_dir / REPORTS_FOLDER
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return path
 
@@ -146,17 +147,29 @@ def _record(bank: Bank, taken: Claim, rendered: Rendered) -> str | None:
         jobs.finish(job, "succeeded", result={"report_id": report.id, "status": "ready"})
         audit.record(s, None, "report.ready", f"report:{report.id}", format=report.format, size=rendered.size)
         if report.monthly:
-            _tell_owner(s, report)
+            _email_owner(s, bank, report)
         return "ready"
 
 
-def _tell_owner(s, report: Report) -> None:  # type: ignore[no-untyped-def]
-    """The monthly statement's email, queued in the transaction that records the file: one per report (and a
-    deterministic notification id, so a second could not be stored)."""
+def file_name(report: Report, account_number: str) -> str:
+    """What the owner sees: as a download, and as the monthly email's attachment."""
+    period = f"{report.period_from.isoformat()}-{report.period_to.isoformat()}"
+    return f"statement-{account_number}-{period}.{report.format}"
+
+
+def _email_owner(s: Session, bank: Bank, report: Report) -> None:
+    """The monthly statement's email with its PDF attached (unless larger than BANKQ_MAIL_ATTACHMENT_MAX_BYTES: then
+    it says where to download it), queued in the transaction that records the file: one per report, under a
+    deterministic notification id, so a second could not be stored."""
     account = s.get(Account, report.account_id)
     owner = s.get(User, account.owner_id) if account and account.owner_id else None
-    if owner is None or owner.status != "active" or not owner.monthly_statements:
+    if account is None or owner is None or owner.status != "active" or not owner.monthly_statements:
         return
+    attachment = None
+    if report.stored_name and report.sha256 and fits(report.size_bytes, bank.settings):
+        attachment = Attachment(path=f"{REPORTS_FOLDER}/{report.stored_name}",
+                                filename=file_name(report, account.number), content_type=CONTENT_TYPES[report.format],
+                                size=report.size_bytes or 0, sha256=report.sha256)
     queue_notification(
         s,
         user=owner,
@@ -166,8 +179,10 @@ def _tell_owner(s, report: Report) -> None:  # type: ignore[no-untyped-def]
             "account_number": account.number,
             "month": _month_name(report.period_from),
             "download_path": f"/api/v1/reports/{report.id}/download",
+            "attached": attachment is not None,
         },
         notification_id=str(uuid.uuid5(NOTICE_NAMESPACE, f"monthly-statement:{report.id}")),
+        attachment=attachment,
     )
 
 

@@ -44,8 +44,10 @@ def _original(s: Session, transfer_id: str) -> Transfer:
     original = s.get(Transfer, transfer_id, with_for_update=True) if valid else None
     if original is None:
         raise NotFound("No such transfer.", code="transfer_not_found")
-    if original.kind not in REVERSIBLE_KINDS:
+    if original.kind == "reversal":
         raise Conflict("A reversal cannot itself be reversed; make a new transfer.", code="not_reversible")
+    if original.kind not in REVERSIBLE_KINDS:  # loan postings: the loan's books would no longer match the ledger
+        raise Conflict("A loan's postings are not reversed; its servicing corrects them.", code="not_reversible")
     if original.status != "posted":
         raise Conflict(f"Only a posted transfer can be reversed; this one is {original.status}.", code="not_reversible")
     existing = live_reversal(s, original.id)

@@ -30,7 +30,8 @@ def test_an_approved_loan_is_paid_out_by_a_real_worker(e2e_env, stack_factory):
     approved = client.call("POST", f"/loans/{loan_id}/approve", admin, "approve-1")
     assert approved.status_code == 202, approved.text
     assert client.wait_job(admin, approved.json()["id"])["status"] == "succeeded"
-    assert client.call("GET", f"/loans/{loan_id}", alice).json()["status"] == "active"
+    shown = client.call("GET", f"/loans/{loan_id}", alice).json()
+    assert shown["status"] == "active" and shown["outstanding"] == "1000.00" and shown["ledger_account_id"]
     assert client.balance(alice, account) == "1000.00"
     schedule = client.call("GET", f"/loans/{loan_id}/schedule", alice).json()["items"]
     assert [item["payment"] for item in schedule] == ["340.02", "340.02", "340.03"]

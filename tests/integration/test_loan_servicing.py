@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from unittest.mock import ANY
 
 from sqlalchemy import func, select
 
-from core.accounts import fees_account_number, interest_account_number, loan_account_number
+from core.accounts import fees_account_number, interest_account_number, loan_charges_account_number
 from core.clock import clock
 from core.ledger import check_ledger
 from core.loans import disburse_loan, repay_loan, service_loans
@@ -57,6 +58,15 @@ def active_loan(client, bank, *, amount="1000.00", term=3, savings=100_00):
     return borrower, headers, account, loan["id"]
 
 
+def books_agree(bank, client, headers, loan_id) -> None:
+    """The admin ledger check is ok, and the loan's outstanding is its own account's balance, and the principal of
+    its unpaid instalments."""
+    assert check_ledger(bank.db) == {"ok": True, "accounts_checked": ANY, "mismatches": []}
+    shown = client.get(f"/api/v1/loans/{loan_id}", headers=headers).get_json()
+    unpaid = sum(minor(i["principal"]) for i in schedule(client, headers, loan_id) if i["status"] != "paid")
+    assert -balance(bank, shown["ledger_account_id"]) == minor(shown["outstanding"]) == unpaid
+
+
 def schedule(client, headers, loan_id):
     return client.get(f"/api/v1/loans/{loan_id}/schedule", headers=headers).get_json()["items"]
 
@@ -84,8 +94,10 @@ def test_interest_accrues_daily_and_each_instalment_is_collected_once(bank, clie
         at(day)
         if day.isoformat() in {i["due_date"] for i in items}:
             run_concurrently(lambda d=day: service_loans(bank, today=d), n=3)  # beats racing on a due date
+            books_agree(bank, client, headers, loan_id)
         else:
             service_loans(bank, today=day)
+            assert check_ledger(bank.db)["mismatches"] == []  # which holds the loan's books to the loan, daily
         accrued_by_day[day] = total(bank, "interest_accrual")
     service_loans(bank, today=date(2024, 5, 2))
 
@@ -97,7 +109,11 @@ def test_interest_accrues_daily_and_each_instalment_is_collected_once(bank, clie
     steps = list(accrued_by_day.values())
     assert steps == sorted(steps) and accrued_by_day[date(2024, 2, 29)] == minor(items[0]["interest"])
     assert count(bank, Transfer, Transfer.kind == "interest_accrual") == (date(2024, 4, 30) - DISBURSED).days
-    assert balance(bank, loan_account_number("EUR")) == 0  # everything lent and earned came back
+    # Everything lent and earned came back: the loan's account and the charges receivable are back to zero, the
+    # interest paid went through the receivable to the income account.
+    shown = client.get(f"/api/v1/loans/{loan_id}", headers=headers).get_json()
+    assert balance(bank, shown["ledger_account_id"]) == 0 == balance(bank, loan_charges_account_number("EUR"))
+    assert total(bank, "charges_paid") == interest
     assert balance(bank, account) == 1000_00 + 100_00 - payments
     shown = client.get(f"/api/v1/loans/{loan_id}", headers=headers).get_json()
     assert shown["status"] == "repaid" and shown["outstanding"] == "0.00"
@@ -116,6 +132,7 @@ def test_an_unpaid_instalment_is_overdue_retried_daily_and_charged_the_late_fee_
         at(day)
         service_loans(bank, today=day)
         service_loans(bank, today=day)
+        books_agree(bank, client, headers, loan_id)
     shown = client.get(f"/api/v1/loans/{loan_id}", headers=headers).get_json()
     assert shown["status"] == "overdue" and schedule(client, headers, loan_id)[0]["status"] == "overdue"
     assert count(bank, AuditEvent, AuditEvent.action == "loan.instalment_overdue") == 1
@@ -125,6 +142,7 @@ def test_an_unpaid_instalment_is_overdue_retried_daily_and_charged_the_late_fee_
     for day in days(due + timedelta(days=5), due + timedelta(days=8)):
         at(day)
         run_concurrently(lambda d=day: service_loans(bank, today=d), n=2)
+        books_agree(bank, client, headers, loan_id)
     assert count(bank, Transfer, Transfer.kind == "late_fee") == 1
     assert balance(bank, fees_account_number("EUR")) == 15_00
     assert schedule(client, headers, loan_id)[0]["late_fee"] == "15.00"
@@ -137,7 +155,10 @@ def test_an_unpaid_instalment_is_overdue_retried_daily_and_charged_the_late_fee_
     assert balance(bank, account) == 1000_00 - owed
     assert client.get(f"/api/v1/loans/{loan_id}", headers=headers).get_json()["status"] == "active"
     assert schedule(client, headers, loan_id)[0]["status"] == "paid"
-    assert check_ledger(bank.db)["ok"]
+    # The fee and the first month's interest went through the receivable: it holds only what accrued since.
+    assert -balance(bank, loan_charges_account_number("EUR")) == total(bank, "interest_accrual") - minor(
+        first["interest"])
+    books_agree(bank, client, headers, loan_id)
 
 
 def move(bank, user, source: str, destination: str, amount: str = "500.00", times: int = 2) -> None:
@@ -209,6 +230,8 @@ def test_early_repayment_in_part_reschedules_and_in_full_closes_the_loan(bank, c
     asked = [minor(i["payment"]) for i in after]
     assert asked[0] - interest_10_days == asked[1] == asked[2] < minor(before[1]["payment"])  # a smaller annuity
     assert balance(bank, account) == 1200_00 + 100_00 - 600_00
+    assert total(bank, "charges_paid") == interest_10_days  # the interest to date, settled on the receivable
+    books_agree(bank, client, headers, loan_id)
 
     day = DISBURSED + timedelta(days=40)  # after the first instalment was collected
     for d in days(DISBURSED + timedelta(days=11), day):
@@ -224,7 +247,8 @@ def test_early_repayment_in_part_reschedules_and_in_full_closes_the_loan(bank, c
     assert shown["status"] == "repaid" and shown["outstanding"] == "0.00"
     final = schedule(client, headers, loan_id)
     assert all(i["status"] == "paid" for i in final) and len(final) == 2
-    assert balance(bank, loan_account_number("EUR")) == 0
+    books_agree(bank, client, headers, loan_id)
+    assert balance(bank, shown["ledger_account_id"]) == 0 == balance(bank, loan_charges_account_number("EUR"))
     gone = repay(client, headers, loan_id, "1.00")
     assert gone.status_code == 409 and gone.get_json()["code"] == "loan_not_active"
     assert check_ledger(bank.db)["ok"]
@@ -239,3 +263,26 @@ def test_an_early_repayment_without_the_money_takes_nothing(bank, client):
     assert job["error"]["code"] == "insufficient_funds"
     assert count(bank, Transfer, Transfer.kind == "loan_repayment", Transfer.status == "posted") == 0
     assert client.get(f"/api/v1/loans/{loan_id}", headers=headers).get_json()["outstanding"] == "1000.00"
+
+
+def test_an_instalment_rescheduled_to_zero_is_paid_without_a_posting(bank, client):
+    at(DISBURSED)
+    made = product(client, bank, annual_rate="0")
+    borrower = make_user(bank)
+    account = open_account(bank, borrower, "EUR", 10_00)
+    headers = auth_headers(client, borrower)
+    loan_id = client.post("/api/v1/loans", json={"product_id": made["id"], "amount": "500.00", "term_months": 3,
+                                                 "account_id": account}, headers=headers).get_json()["id"]
+    teller = auth_headers(client, make_user(bank, role="teller"))
+    assert disburse_loan(bank.db, approve(client, teller, loan_id).get_json()["id"]) == "succeeded"
+    # 0.01 left over three instalments at 0 %: the level payment rounds to 0, the last repays the cent.
+    assert repay_loan(bank.db, repay(client, headers, loan_id, "499.99").get_json()["id"]) == "succeeded"
+    assert [i["payment"] for i in schedule(client, headers, loan_id)] == ["0.00", "0.00", "0.01"]
+    for item in schedule(client, headers, loan_id):
+        day = date.fromisoformat(item["due_date"])
+        at(day)
+        service_loans(bank, today=day)
+    shown = client.get(f"/api/v1/loans/{loan_id}", headers=headers).get_json()
+    assert shown["status"] == "repaid" and shown["outstanding"] == "0.00"
+    assert count(bank, Transfer, Transfer.kind == "loan_repayment") == 2  # the early one and the cent
+    assert balance(bank, account) == 10_00 and check_ledger(bank.db)["ok"]

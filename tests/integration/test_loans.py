@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy import func, select
 
-from core.accounts import loan_account_number
+from core.accounts import loan_charges_account_number
 from core.clock import clock
 from core.ledger import check_ledger
 from core.loans import disburse_loan
@@ -202,7 +202,6 @@ def test_approval_disburses_once_under_duplicate_delivery_and_writes_the_schedul
     assert set(run_concurrently(lambda: disburse_loan(bank.db, job["id"]), n=4)) == {"succeeded"}
     assert disburse_loan(bank.db, job["id"]) == "succeeded"
     assert _balance(bank, account) == 1000_00
-    assert _balance(bank, loan_account_number("EUR")) == -1000_00
     assert _count(bank, Transfer, Transfer.kind == "disbursement") == 1
     assert _count(bank, Entry, Entry.account_id == account) == 1
     assert _count(bank, AuditEvent, AuditEvent.action == "loan.disbursed") == 1
@@ -214,6 +213,23 @@ def test_approval_disburses_once_under_duplicate_delivery_and_writes_the_schedul
     shown = client.get(f"/api/v1/loans/{loan['id']}", headers=headers).get_json()
     assert shown["status"] == "active" and shown["outstanding"] == "1000.00" and shown["disbursed_on"] == "2024-01-31"
     assert shown["disbursement_transfer_id"] == done["result"]["transfer_id"]
+    # The loan's own account paid it out: it holds minus what is owed, and nothing else moved.
+    ledger_account = shown["ledger_account_id"]
+    assert done["result"]["ledger_account_id"] == ledger_account
+    assert shown["ledger_account_number"] == f"BANKQ-LOAN-{loan['id'].replace('-', '')[:20].upper()}"
+    assert _balance(bank, ledger_account) == -1000_00 and _balance(bank, loan_charges_account_number("EUR")) == 0
+    with bank.db.transaction() as s:
+        disbursement = s.get(Transfer, shown["disbursement_transfer_id"])
+        assert (disbursement.source_account_id, disbursement.destination_account_id) == (ledger_account, account)
+        assert s.get(Account, ledger_account).kind == "internal"
+    assert client.get(f"/api/v1/accounts/{ledger_account}", headers=teller).status_code == 404  # not a customer's
+    undo = client.post(f"/api/v1/transfers/{shown['disbursement_transfer_id']}/reverse", json={"reason": "x"},
+                       headers={**teller, "Idempotency-Key": "undo"})
+    assert undo.status_code == 409 and undo.get_json()["code"] == "not_reversible"  # the loan's books stay whole
+    stray = client.post("/api/v1/transfers", json={"source_account_id": account, "amount": "1.00", "currency": "EUR",
+                                                   "destination_account_number": shown["ledger_account_number"]},
+                        headers={**headers, "Idempotency-Key": "stray"})
+    assert stray.status_code == 404  # nobody pays into a loan's account but its repayments
     entries = client.get(f"/api/v1/accounts/{account}/entries", headers=headers).get_json()["items"]
     assert [(e["amount"], e["transfer_id"]) for e in entries] == [("1000.00", shown["disbursement_transfer_id"])]
 
@@ -265,6 +281,7 @@ def test_a_frozen_account_fails_the_disbursement_and_the_loan_can_be_approved_ag
     assert shown["status"] == "applied" and shown["failure_code"] == "account_frozen"
     assert client.get(f"/api/v1/loans/{loan['id']}/schedule", headers=teller).get_json() == {"items": []}
     assert _balance(bank, account) == 0 and _count(bank, Transfer, Transfer.kind == "disbursement") == 0
+    assert _count(bank, Account, Account.type == "loan") == 0 and shown["ledger_account_id"] is None
 
     client.post(f"/api/v1/accounts/{account}/unfreeze", headers=teller)
     again = approve(client, teller, loan["id"]).get_json()

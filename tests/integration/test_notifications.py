@@ -445,7 +445,9 @@ def test_list_shows_only_the_callers_and_never_codes(bank: Bank, client, mailbox
     assert [i["id"] for i in body["items"]] == [third, second]
     assert [i["status"] for i in body["items"]] == ["queued", "sent"]
     assert body["items"][1]["sent_at"] and body["items"][0]["subject"] == "Reset your bankq password"
-    assert set(body["items"][0]) == {"id", "channel", "template", "subject", "status", "created_at", "sent_at"}
+    assert set(body["items"][0]) == {
+        "id", "channel", "template", "subject", "status", "created_at", "sent_at", "attachment"}
+    assert body["items"][0]["attachment"] is None
     rest = client.get(f"/api/v1/notifications?limit=2&cursor={body['next_cursor']}", headers=headers).get_json()
     assert [i["id"] for i in rest["items"]] == [first] and rest["next_cursor"] is None
     assert CODE not in page.get_data(as_text=True) + json.dumps(rest)

@@ -7,21 +7,26 @@ import io
 import os
 import re
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pypdfium2 as pdfium
+import pytest
 from sqlalchemy import func, select, text
 
 from core.bank import Bank
 from core.clock import clock
 from core.models import Account, AuditEvent, Notification, Report
 from core.money import format_minor
+from core.notifications import send_notification
 from core.reports import monthly, statements, worker
 from core.reports.render import Period, entry_batches, totals_for
 from core.settings import Settings
 from core.setup import prepare
 from core.transfers import MovementRequest, post_transfer_jobs, request_movement
+from tests.integration.test_notifications import Mailbox, configured
+from tests.servers import free_port
 from tests.support import _staff, auth_headers, make_user, open_account, run_concurrently
 
 
@@ -276,13 +281,23 @@ def test_large_statements_stream_in_batches(bank, client):
     period = Period(date(2026, 10, 1), date(2026, 10, 31))
     with bank.db.transaction() as s:
         totals = totals_for(s, account, period)
-        sizes = [len(batch) for batch in entry_batches(s, account, period, totals, 250)]
+        sizes, cursors = [], []
+        for batch in entry_batches(s, account, period, totals, 250):
+            sizes.append(len(batch))
+            cursors.append(s.scalar(text("SELECT count(*) FROM pg_cursors WHERE statement LIKE '%CURSOR FOR SELECT "
+                                         "entries.id%'")))
     assert totals.entry_count == 3000 and sizes == [250] * 12
+    assert min(cursors) >= 1  # a server-side cursor is open throughout: PostgreSQL hands rows over as asked
 
     headers = auth_headers(client, owner)
     csv_job, pdf_job = (request(client, headers, account, fmt).get_json() for fmt in ("csv", "pdf"))
     assert worker.process_report(bank, csv_job["id"], batch_size=97) == "ready"
     assert worker.process_report(bank, pdf_job["id"], batch_size=97) == "ready"
+    download = client.get(f"/api/v1/reports/{report_id_of(csv_job)}/download", headers=headers, buffered=False)
+    assert download.is_streamed  # the file is sent in chunks as it is read, never loaded whole
+    chunks = [len(chunk) for chunk in download.response]
+    assert len(chunks) > 10 and max(chunks) <= 64 * 1024 and sum(chunks) == int(download.headers["Content-Length"])
+    download.close()
     rows = list(
         csv.DictReader(
             io.StringIO(client.get(f"/api/v1/reports/{report_id_of(csv_job)}/download", headers=headers).data.decode())
@@ -353,6 +368,61 @@ def test_monthly_statement_once_per_account_and_month_and_opt_out(bank, client):
     assert monthly.queue_monthly_statements(bank) == 2
     render_all(bank)
     assert monthly_notices(bank, keen.id) == 4
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    """A real SMTP server (aiosmtpd) on a free port."""
+    box = Mailbox(free_port())
+    box.start()
+    try:
+        yield box
+    finally:
+        box.stop()
+
+
+def test_the_monthly_email_carries_the_pdf_once_over_real_smtp(bank, client, mailbox: Mailbox):
+    owner, account = history(bank)
+    clock.freeze(at("2026-10-20"))
+    bulky = open_account(bank, owner, balance_minor=100)  # its PDF will be over the size bound
+    clock.freeze(at("2026-11-05"))
+    assert sum(run_concurrently(lambda: monthly.queue_monthly_statements(bank), n=2)) == 2
+    with bank.db.transaction() as s:
+        jobs_by_account = dict(s.execute(select(Report.account_id, Report.job_id)).all())
+    assert worker.process_report(bank, jobs_by_account[account]) == "ready"
+    with configured(bank, mail_attachment_max_bytes=100):
+        assert worker.process_report(bank, jobs_by_account[bulky]) == "ready"
+    with bank.db.transaction() as s:
+        notices = {n.context["account_number"]: n.id for n in s.scalars(
+            select(Notification).where(Notification.template == "monthly_statement"))}
+        number, bulky_number = s.get(Account, account).number, s.get(Account, bulky).number
+        report_id = s.scalar(select(Report.id).where(Report.account_id == account))
+
+    with configured(bank, smtp_host="127.0.0.1", smtp_port=mailbox.port):
+        for notice in notices.values():  # each message delivered twice at once, then once more
+            outcomes = run_concurrently(lambda n=notice: send_notification(bank, n), n=2)
+            assert sorted(outcomes, key=str) == [None, "sent"] and send_notification(bank, notice) is None
+    assert len(mailbox.accepted) == 2
+    sent = {m["Message-ID"]: m for m in mailbox.accepted}
+    with_pdf, without = sent[f"<{notices[number]}@bankq>"], sent[f"<{notices[bulky_number]}@bankq>"]
+
+    [attached] = list(with_pdf.iter_attachments())
+    assert attached.get_content_type() == "application/pdf"
+    assert attached.get_filename() == f"statement-{number}-2026-10-01-2026-10-31.pdf"
+    pdf_bytes = attached.get_content()
+    download = client.get(f"/api/v1/reports/{report_id}/download", headers=auth_headers(client, owner))
+    assert pdf_bytes == download.data
+    page = pdfium.PdfDocument(pdf_bytes)[0]
+    assert sum(1 for px in page.render(scale=1).to_pil().convert("L").getdata() if px < 128) > 500
+    words = page.get_textpage().get_text_range()
+    assert "Closing balance: 113.21 EUR" in words and f"Account number: {number}" in words
+    assert "attached to this email as a PDF" in with_pdf.get_body(("plain",)).get_content()
+
+    assert list(without.iter_attachments()) == []  # over the bound: it says where to download it instead
+    body = without.get_body(("plain",)).get_content()
+    assert "/download" in body and "attached" not in body
+    listed = client.get("/api/v1/notifications", headers=auth_headers(client, owner)).get_json()["items"]
+    assert sorted((i["attachment"] or {}).get("size", 0) for i in listed) == [0, len(pdf_bytes)]
 
 
 def test_statements_render_on_the_embedded_sqlite_default(tmp_path):

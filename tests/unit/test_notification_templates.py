@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import replace
 from datetime import UTC, datetime
+from email import policy
+from email.parser import BytesParser
 from pathlib import Path
 
 import pytest
 
 from core.errors import ValidationFailed
-from core.notifications.mail import build_message, safe_name
+from core.notifications.attachments import Attachment, check_attachment, fits, read_attachment
+from core.notifications.errors import DeliveryFailed
+from core.notifications.mail import FileMailer, build_message, safe_name
 from core.notifications.service import MAX_BACKOFF_SECONDS, _code_expired, _redact, backoff_seconds
 from core.notifications.templates import FOLDER, TEMPLATES, render_email, render_sms, template_for
 from core.settings import Settings
@@ -109,3 +115,62 @@ def test_codes_are_redacted_from_errors_and_expire() -> None:
     assert not _code_expired(context, created, datetime(2026, 1, 1, 0, 9, tzinfo=UTC))
     assert _code_expired(context, created, datetime(2026, 1, 1, 0, 10, tzinfo=UTC))
     assert not _code_expired({"message": "x"}, created, datetime(2027, 1, 1, tzinfo=UTC))
+
+
+def _attachment(data: bytes, **changes: object) -> Attachment:
+    fields = {"path": "reports/r-1.pdf", "filename": "statement-12345678903-2026-10-01-2026-10-31.pdf",
+              "content_type": "application/pdf", "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    return Attachment(**{**fields, **changes})  # type: ignore[arg-type]
+
+
+def test_only_email_carries_a_plain_file_from_inside_the_data_folder() -> None:
+    good = _attachment(b"%PDF-1.4 x")
+    check_attachment("email", good)
+    for channel in ("sms", "in_app"):
+        with pytest.raises(ValidationFailed) as refused:
+            check_attachment(channel, good)
+        assert refused.value.code == "attachment_not_supported"
+    for bad in ({"path": "../secret_key"}, {"path": "/etc/passwd"}, {"filename": "a b.pdf"},
+                {"filename": "../x.pdf"}, {"content_type": "text/html"}, {"size": 0}, {"sha256": "abc"}):
+        with pytest.raises(ValidationFailed) as invalid:
+            check_attachment("email", _attachment(b"%PDF-1.4 x", **bad))
+        assert invalid.value.code == "invalid_attachment", bad
+
+
+def test_the_file_is_read_at_send_time_as_queued_and_within_the_bound(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data", database_url="sqlite://", redis_url=None, broker_url="memory://",
+                        secret_key="x", mail_attachment_max_bytes=64)
+    data = b"%PDF-1.4 the statement"
+    (tmp_path / "data" / "reports").mkdir(parents=True)
+    (tmp_path / "data" / "reports" / "r-1.pdf").write_bytes(data)
+    assert read_attachment(_attachment(data), settings) == data
+    assert fits(64, settings) and not fits(65, settings)
+    assert not fits(1, replace(settings, mail_attachment_max_bytes=0))
+    (tmp_path / "outside.pdf").write_bytes(data)
+    for refused in (_attachment(data, sha256=hashlib.sha256(b"other").hexdigest()),  # not the file queued
+                    _attachment(data, path="reports/gone.pdf"),
+                    _attachment(data, path="../outside.pdf")):  # outside the data folder
+        with pytest.raises(DeliveryFailed):
+            read_attachment(refused, settings)
+    with pytest.raises(DeliveryFailed):  # the bound was lowered since it was queued
+        read_attachment(_attachment(data), replace(settings, mail_attachment_max_bytes=8))
+
+
+def test_an_attachment_rides_in_the_eml_file_of_the_embedded_default(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, database_url="sqlite://", redis_url=None, broker_url="memory://",
+                        secret_key="x")
+    data = bytes(range(256)) * 40  # binary: base64 in the message, byte for byte back out
+    context = {**SAMPLES["monthly_statement"], "attached": True}
+    rendered = render_email("monthly_statement", context)
+    assert "attached to this email as a PDF" in rendered.text and "attached to this email" in rendered.html
+    assert "attached to" not in render_email("monthly_statement", SAMPLES["monthly_statement"]).text
+    message = build_message(settings, rendered=rendered, recipient="a@example.com", message_id="<n-2@bankq>",
+                            template="monthly_statement", attachments=[(_attachment(data), data)])
+    FileMailer(settings).send(message, "a@example.com")
+    parsed = BytesParser(policy=policy.default).parsebytes((tmp_path / "mail" / "n-2@bankq.eml").read_bytes())
+    assert parsed.get_content_type() == "multipart/mixed"
+    assert [p.get_content_type() for p in parsed.iter_parts()] == ["multipart/alternative", "application/pdf"]
+    assert "attached to this email" in parsed.get_body(("plain",)).get_content()
+    [part] = list(parsed.iter_attachments())
+    assert part.get_content_type() == "application/pdf" and part.get_content() == data
+    assert part.get_filename() == "statement-12345678903-2026-10-01-2026-10-31.pdf"
