@@ -12,8 +12,12 @@ run: $(STAMP)
 	@./.ci/system-deps run
 	exec $(PY) -m tasks.launcher
 
+# Two pytest-xdist workers: the tests that start processes run in order on one (tests/conftest.py), unit and
+# integration tests spread over both. With servers of your own (TEST_REDIS_URL, TEST_AMQP_URL) the workers would
+# share their queues, so one worker then.
+TEST_WORKERS ?= $(if $(TEST_REDIS_URL)$(TEST_AMQP_URL),1,2)
 test: $(STAMP) system-deps
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # The chaos test at full size: >= 3,000 transfers through 10 worker kills, 2 Redis restarts and a PostgreSQL restart.
 chaos: $(STAMP) system-deps

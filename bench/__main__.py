@@ -14,6 +14,7 @@ import sys
 import time
 from typing import Any
 
+from bench.bankq_http import Shape, start_bankq
 from bench.batch_transfers import run_batches
 from bench.celery_noop import run_noop
 from bench.config import BenchConfig
@@ -36,14 +37,21 @@ def main() -> int:
                 pg = run_pgbench(stack, config)
             with phase(f"baseline B: {config.noop_tasks} Celery no-op tasks"):
                 noop = run_noop(stack, config)
-            with phase(f"bankq single transfers over HTTP, {config.customers} customers"):
-                http = run_http(stack, config)
-            with phase(f"bankq batch transfers over HTTP, {config.batch_items} items a batch"):
-                batch, batch_conserved = run_batches(stack, config)
+            shape = Shape(config.web_workers, config.web_threads, config.worker_concurrency)
+            with phase(f"starting bankq: {shape.api_processes} API process(es) x {shape.web_threads} threads, "
+                       f"{shape.worker_processes} worker process(es), beat"):
+                bankq = start_bankq(stack, "bankq", shape, max(config.customers, config.batch_connections, 2))
+            try:
+                with phase(f"bankq single transfers over HTTP, {config.customers} customers"):
+                    http = run_http(stack, config, bankq)
+                with phase(f"bankq batch transfers over HTTP, {config.batch_items} items a batch"):
+                    batch, batch_conserved = run_batches(stack, config, bankq)
+                with phase("bankq statement page"):
+                    statement = run_statement_page(stack, config, bankq)
+            finally:
+                bankq.stop()
             with phase("bankq scaling curve"):
                 curve = run_scaling(stack, config)
-            with phase("bankq statement page"):
-                statement = run_statement_page(stack, config)
     except KeyboardInterrupt:
         print("bench: interrupted; everything it started is stopped", file=sys.stderr)
         return 130

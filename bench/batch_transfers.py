@@ -3,20 +3,14 @@ connections back to back; the figure is transfers posted per second while the wi
 
 from __future__ import annotations
 
-from bench.bankq_http import Shape, Window, batch_bodies, conserved, drained, drive, start_bankq
+from bench.bankq_http import Bankq, Window, batch_bodies, conserved, drained, drive
 from bench.config import BenchConfig
 from bench.stack import Stack
 
 
-def run_batches(stack: Stack, config: BenchConfig) -> tuple[Window, bool]:
-    shape = Shape(config.web_workers, config.web_threads, config.worker_concurrency)
-    bankq = start_bankq(stack, "batch", shape, max(config.batch_connections, 2))
-    try:
-        bodies = [batch_bodies(bankq, i, config.batch_items) for i in range(len(bankq.customers))]
-        window = drive(stack, bankq, bodies=bodies, path="/api/v1/transfers/batch",
-                       connections=config.batch_connections, warmup=config.warmup, seconds=config.seconds,
-                       run="batch")
-        drained(bankq, config.e2e_timeout)
-        return window, conserved(bankq)
-    finally:
-        bankq.stop()
+def run_batches(stack: Stack, config: BenchConfig, bankq: Bankq) -> tuple[Window, bool]:
+    bodies = [batch_bodies(bankq, i, config.batch_items) for i in range(len(bankq.customers))]
+    window = drive(stack, bankq, bodies=bodies, path="/api/v1/transfers/batch", connections=config.batch_connections,
+                   warmup=config.warmup, seconds=config.seconds, run="batch")
+    drained(bankq, config.e2e_timeout)
+    return window, conserved(bankq)

@@ -19,6 +19,17 @@ from core.settings import Settings  # noqa: E402
 from core.setup import migrate  # noqa: E402
 from tests import servers, support  # noqa: E402
 
+# The tests that start real processes (API, workers, beat, a browser, a RabbitMQ node): under pytest-xdist (`make
+# test` runs two workers) they run one after another on one worker, while the other takes unit and integration
+# tests. They share servers and ports of their own there, and a browser or a RabbitMQ node is started once.
+IN_ONE_WORKER = ("tests/e2e/", "tests/browser/", "tests/integration/test_rabbitmq_broker.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid.startswith(IN_ONE_WORKER):
+            item.add_marker(pytest.mark.xdist_group("processes"))
+
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[servers.Server]:

@@ -54,7 +54,7 @@ class Size:
         return kinds
 
 
-REDUCED = Size(transfers=600, clients=6, pool_kills=2, main_kills=1, redis_outages=(60.0, 2.0), postgres_outage=3.0,
+REDUCED = Size(transfers=600, clients=6, pool_kills=2, main_kills=1, redis_outages=(25.0, 2.0), postgres_outage=3.0,
                gap=2.0, rate=40.0)
 FULL = Size(transfers=3000, clients=12, pool_kills=6, main_kills=4, redis_outages=(60.0, 5.0), postgres_outage=10.0,
             gap=4.0, rate=40.0)

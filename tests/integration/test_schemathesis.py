@@ -36,7 +36,7 @@ from schemathesis.specs.openapi.checks import content_type_conformance, response
 from api.security import issue_tokens
 from tests.support import PASSWORD, auth_headers, make_user, open_account
 
-MAX_EXAMPLES = 30
+MAX_EXAMPLES = 15
 # No 5xx; and every answer (errors included: application/problem+json, the Problem schema) is what the document says.
 CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
 SETTINGS = settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
