@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from api.schemas import AMOUNT, CURRENCY, ID, PageArgs, Strict, _utc_representable
 
@@ -64,7 +64,9 @@ class ReminderListArgs(PageArgs):
 
 class StandingOrderIn(Strict):
     source_account_id = fields.String(required=True, **ID)
-    destination_account_id = fields.String(required=True, **ID)
+    destination_account_id = fields.String(**ID)
+    destination_account_number = fields.String(validate=validate.Length(min=1, max=34), metadata={
+        "description": "The payee's account number, instead of destination_account_id (exactly one of the two)."})
     amount = AMOUNT
     currency = fields.String(required=True, validate=CURRENCY)
     frequency = fields.String(required=True, validate=validate.OneOf(FREQUENCIES))
@@ -75,6 +77,12 @@ class StandingOrderIn(Strict):
         allow_none=True, load_default=None, metadata={"description": f"The last possible payment. {UTC_DATE}"}
     )
     description = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=500))
+
+    @validates_schema
+    def _one_destination(self, data: dict, **_: object) -> None:
+        if bool(data.get("destination_account_id")) == bool(data.get("destination_account_number")):
+            raise ValidationError("Give exactly one of destination_account_id and destination_account_number.",
+                                  "destination_account_id")
 
 
 class OccurrenceOut(Schema):

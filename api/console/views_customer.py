@@ -23,8 +23,8 @@ PAGE_SIZE = 25
 TRANSFER_FIELDS = ("source_account_id", "destination_account_id", "destination_account_number", "amount",
                    "description", "execute_at")
 REMINDER_FIELDS = ("message", "remind_at", "channel", "repeat")
-ORDER_FIELDS = ("source_account_id", "destination_account_id", "amount", "frequency", "start_date", "end_date",
-                "description")
+ORDER_FIELDS = ("source_account_id", "destination_account_id", "destination_account_number", "amount", "frequency",
+                "start_date", "end_date", "description")
 
 
 def own_accounts() -> list[dict[str, Any]]:

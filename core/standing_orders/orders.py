@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import audit
+from core.accounts import load_accounts
 from core.bank import Bank
 from core.clock import isoformat, utcnow
 from core.errors import NotFound, ValidationFailed
@@ -28,13 +29,14 @@ MAX_START_AHEAD = timedelta(days=366)
 @dataclass(frozen=True)
 class NewStandingOrder:
     source_account_id: str
-    destination_account_id: str
     amount: str
     currency: str
     frequency: str
     start_date: date
     end_date: date | None = None
     description: str | None = None
+    destination_account_id: str | None = None
+    destination_account_number: str | None = None  # instead of the id: the order keeps the account's id
 
 
 def order_view(o: StandingOrder, time_zone: str) -> dict[str, Any]:
@@ -97,6 +99,22 @@ def _check(new: NewStandingOrder, today: date) -> int:
     return amount
 
 
+def _destination_id(s: Session, new: NewStandingOrder) -> str:
+    """The payee account's id, given as such or by its number (404 for a number that is no customer's account)."""
+    if new.destination_account_id and new.destination_account_number:
+        raise ValidationFailed("Give the destination by id or by number, not both.",
+                               errors={"destination_account_id": ["Give only one of id and number."]})
+    if new.destination_account_id:
+        return new.destination_account_id
+    if not new.destination_account_number:
+        raise ValidationFailed("A destination account is required.",
+                               errors={"destination_account_id": ["Give destination_account_id or _number."]})
+    found = load_accounts(s, [], [new.destination_account_number]).get(new.destination_account_number)
+    if found is None or found.number != new.destination_account_number or found.kind != "customer":
+        raise NotFound("No such destination account.", code="account_not_found")
+    return found.id
+
+
 def create_standing_order(
     bank: Bank, user: User, new: NewStandingOrder, *, idempotency_key: str | None = None, body: Any = None
 ) -> Accepted:
@@ -110,7 +128,7 @@ def create_standing_order(
             id=new_id(),
             user_id=user.id,
             source_account_id=new.source_account_id,
-            destination_account_id=new.destination_account_id,
+            destination_account_id=_destination_id(s, new),
             amount=amount,
             currency=new.currency,
             description=new.description,
