@@ -68,7 +68,9 @@ class Horizon:
             if snapshot.rsplit(":", 1)[1] == "":  # no transaction in progress: all up to top is final already
                 self._value, self._pending = max(self._value, top), []
             elif top > self._value:
-                self._pending = [*self._pending[-31:], (top, snapshot, time.monotonic())]
+                # Bounded, and the oldest is kept: patience counts from when the horizon first stopped moving. (Were
+                # the oldest dropped, a reader asking often would never see a snapshot grow overdue.)
+                self._pending = [*self._pending[:1], *self._pending[-30:], (top, snapshot, time.monotonic())]
             self._checked = time.monotonic()
             return self._value
 

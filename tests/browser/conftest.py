@@ -53,6 +53,13 @@ class Bankq:
     teller: str
     mail_dir: Path
     database_url: str
+    logs: Path
+
+    def diagnosis(self, job_id: str) -> str:
+        """What the API says of a job and the last lines each process logged, for a test that waited in vain."""
+        job = self.client.call("GET", f"/jobs/{job_id}", self.admin)
+        tails = [f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in sorted(self.logs.glob("*.log"))]
+        return "\n".join([f"job {job_id}: {job.status_code} {job.text}", *tails])
 
     def url(self, path: str) -> str:
         return self.base + path
@@ -123,7 +130,8 @@ def bankq(pg_server: servers.Server, redis_server: servers.Server,
     bank = Bank(Settings.from_env(env))
     prepare(bank)
     bank.db.dispose()
-    stack = Stack(env, tmp_path_factory.mktemp("browser-logs"))
+    logs = tmp_path_factory.mktemp("browser-logs")
+    stack = Stack(env, logs)
     try:
         stack.start_worker(queues="transfers,kyc,notify,default", concurrency=2, wait=False)
         client = Client(stack.start_api())
@@ -133,7 +141,7 @@ def bankq(pg_server: servers.Server, redis_server: servers.Server,
             "username": TELLER[0], "email": "teller@bank.example", "password": TELLER[1],
             "full_name": "Tina Teller", "role": "teller"})
         assert teller.status_code == 201, teller.text
-        yield Bankq(stack.base, client, admin, client.login(*TELLER), data_dir / "mail", url)
+        yield Bankq(stack.base, client, admin, client.login(*TELLER), data_dir / "mail", url, logs)
     finally:
         stack.stop_all()
         support.drop_database(pg_server.url, url)

@@ -6,16 +6,26 @@ import re
 import uuid
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.browser.conftest import PASSWORD, WAIT_MS, Bankq, keep_screenshot, signed_in
 
 pytestmark = pytest.mark.e2e
-JOB_URL = re.compile(r"/jobs/[0-9a-f-]{36}$")
+JOB_URL = re.compile(r"/jobs/([0-9a-f-]{36})$")
 
 
-def status(page, wanted: str):  # type: ignore[no-untyped-def]
+def status(page, wanted: str, bankq: Bankq | None = None):  # type: ignore[no-untyped-def]
     card = page.locator(f"#job-status [data-status='{wanted}']")
-    card.wait_for(timeout=WAIT_MS)
+    try:
+        card.wait_for(timeout=WAIT_MS)
+    except PlaywrightTimeout:
+        shown = page.locator("#job-status [data-status]")
+        seen = "none"
+        if shown.count():
+            seen = f"{shown.get_attribute('data-status')} via {shown.get_attribute('data-via')}"
+        job = JOB_URL.search(page.url)
+        raise AssertionError(f"no {wanted!r} on {page.url} after {WAIT_MS} ms; the page shows {seen}\n"
+                             + (bankq.diagnosis(job.group(1)) if bankq and job else "")) from None
     return card
 
 
@@ -43,7 +53,7 @@ def test_sign_up_deposit_by_a_teller_then_a_transfer_succeeds_live(bankq: Bankq,
     teller.get_by_label("Description").fill("Cash at the counter")
     teller.get_by_role("button", name="Record").click()
     teller.wait_for_url(JOB_URL)
-    status(teller, "succeeded")
+    status(teller, "succeeded", bankq)
 
     bob = bankq.customer("Bob Okafor")
     page.goto("/transfers/new")
@@ -58,7 +68,7 @@ def test_sign_up_deposit_by_a_teller_then_a_transfer_succeeds_live(bankq: Bankq,
         assert page.locator("#job-status [data-status]").get_attribute("data-status") in ("queued", "running")
         job_url, navigations = page.url, []
         page.on("framenavigated", lambda frame: navigations.append(frame.url))
-    card = status(page, "succeeded")
+    card = status(page, "succeeded", bankq)
     assert card.get_attribute("data-via") == "stream"  # pushed over the event stream, not polled
     assert navigations == [] and page.url == job_url  # no reload
     assert "Succeeded" in card.inner_text() and "€25.00" in card.inner_text()
@@ -82,13 +92,13 @@ def test_a_large_transfer_is_confirmed_with_the_emailed_code(bankq: Bankq, new_c
     page.get_by_label("Amount").fill("1200.00")
     page.get_by_role("button", name="Send").click()
     page.wait_for_url(JOB_URL)
-    status(page, "awaiting_confirmation")
+    status(page, "awaiting_confirmation", bankq)
     keep_screenshot(page, "confirm-code")
 
     page.get_by_label("Confirmation code").fill(bankq.code_from_mail(alice["email"], "transfer_confirmation"))
     page.get_by_role("button", name="Confirm transfer").click()
     page.wait_for_url(JOB_URL)
-    assert "Succeeded" in status(page, "succeeded").inner_text()
+    assert "Succeeded" in status(page, "succeeded", bankq).inner_text()
     assert bankq.client.balance(bob["token"], bob["account"]["id"]) == "1200.00"
 
 
@@ -110,7 +120,7 @@ def test_a_double_submitted_transfer_form_posts_once_and_polling_takes_over_with
         again = page.request.post("/transfers", form=sent, max_redirects=0)
         assert again.status == 303 and again.headers["location"] == job_path
         assert page.locator("#job-status [data-status]").get_attribute("data-status") in ("queued", "running")
-    assert status(page, "succeeded").get_attribute("data-via") == "poll"
+    assert status(page, "succeeded", bankq).get_attribute("data-via") == "poll"
     page.locator("[sse-connect]").wait_for(state="detached")  # and the page stops retrying the stream
     assert len(bankq.jobs_of(alice["token"], "transfer")) == 1
     assert bankq.client.balance(alice["token"], alice["account"]["id"]) == "40.00"
