@@ -1,5 +1,7 @@
 """Celery configuration, from the one settings object. Delivery is at least once; effects are exactly once."""
 
+import os
+
 from kombu import Queue
 
 from beat.schedule import beat_schedule_for
@@ -84,6 +86,7 @@ if _settings.redis_url:
     redbeat_redis_url = _settings.redis_url
     redbeat_redis_options = {"socket_connect_timeout": 2, "socket_timeout": 5}
     redbeat_key_prefix = "bankq:redbeat:"
-    redbeat_lock_timeout = 30
-    # A waiting beat polls the lock every beat_max_loop_interval: after the holder dies it takes over within ~35 s.
+    # The lock outlives a beat that died by this long; a waiting beat polls it every beat_max_loop_interval, so it
+    # takes over within about the lock time + 5 s.
+    redbeat_lock_timeout = max(6, int(os.environ.get("BANKQ_BEAT_LOCK_SECONDS") or 30))
     beat_max_loop_interval = 5

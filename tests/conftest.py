@@ -19,16 +19,23 @@ from core.settings import Settings  # noqa: E402
 from core.setup import migrate  # noqa: E402
 from tests import servers, support  # noqa: E402
 
-# The tests that start real processes (API, workers, beat, a browser, a RabbitMQ node): under pytest-xdist (`make
-# test` runs two workers) they run one after another on one worker, while the other takes unit and integration
-# tests. They share servers and ports of their own there, and a browser or a RabbitMQ node is started once.
-IN_ONE_WORKER = ("tests/e2e/", "tests/browser/", "tests/integration/test_rabbitmq_broker.py")
+# The tests that start real processes (API, workers, beat, a browser, a RabbitMQ node). Under pytest-xdist (`make
+# test` runs two workers) each of these two groups runs in order on one worker, beside the unit and integration
+# tests: at most two stacks run at once, and a browser or a RabbitMQ node is started once per group. The groups are
+# about equally long (the long supervised-process tests in one, the broker-parametrised ones in the other).
+PROCESS_GROUPS = {
+    "processes-supervised": ("tests/browser/", "tests/e2e/test_chaos.py", "tests/e2e/test_launcher.py",
+                             "tests/e2e/test_bench_tiny.py", "tests/e2e/test_embedded_default.py"),
+    "processes-brokers": ("tests/e2e/", "tests/integration/test_rabbitmq_broker.py"),
+}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if item.nodeid.startswith(IN_ONE_WORKER):
-            item.add_marker(pytest.mark.xdist_group("processes"))
+        for group, prefixes in PROCESS_GROUPS.items():  # first match wins
+            if item.nodeid.startswith(prefixes):
+                item.add_marker(pytest.mark.xdist_group(group))
+                break
 
 
 @pytest.fixture(scope="session")

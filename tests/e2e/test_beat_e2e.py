@@ -123,7 +123,7 @@ def test_two_beats_act_on_each_occurrence_once(e2e_env, stack_factory, tmp_path)
 
 
 def test_a_second_beat_waits_for_the_lock(e2e_env, stack_factory, tmp_path):
-    stack = stack_factory(e2e_env)
+    stack = stack_factory({**e2e_env, "BANKQ_BEAT_LOCK_SECONDS": "10"})
     _beat(stack, "beat-1", tmp_path)
     deadline = time.monotonic() + 30
     while "Sending due task" not in stack.log("beat-1") and time.monotonic() < deadline:
@@ -133,7 +133,9 @@ def test_a_second_beat_waits_for_the_lock(e2e_env, stack_factory, tmp_path):
     assert "Sending due task" in stack.log("beat-1")
     assert stack.procs["beat-2"].poll() is None and "Sending due task" not in stack.log("beat-2")
     stack.kill("beat-1")  # the holder dies: the lock expires and the waiting beat takes over
-    deadline = time.monotonic() + 60
+    killed = time.monotonic()
+    deadline = killed + 60
     while "Sending due task" not in stack.log("beat-2") and time.monotonic() < deadline:
         time.sleep(0.5)
     assert "Sending due task" in stack.log("beat-2"), stack.log("beat-2")[-2000:]
+    assert time.monotonic() - killed < 10 + 5 + 10, "took over long after the lock time (BANKQ_BEAT_LOCK_SECONDS)"
