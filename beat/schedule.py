@@ -9,6 +9,7 @@ from core.settings import Settings
 
 SCHEDULE_TICK_SETTING = "BANKQ_SCHEDULE_TICK_SECONDS"
 WEBHOOK_TICK_SETTING = "BANKQ_WEBHOOK_TICK_SECONDS"
+LOANS_TICK_SETTING = "BANKQ_LOANS_TICK_SECONDS"
 
 
 def beat_schedule_for(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -19,6 +20,8 @@ def beat_schedule_for(settings: Settings) -> dict[str, dict[str, Any]]:
     # Webhooks: the net under the dispatchers that webhooks workers run on every commit (tasks.webhooks): how often
     # beat fans out new job events and claims due deliveries in case no dispatcher did.
     webhook_tick = max(0.5, float(os.environ.get(WEBHOOK_TICK_SETTING) or 10.0))
+    # Loans: each run does a loan's day at most once, so ticking often only costs a query a loan.
+    loans_tick = max(1.0, float(os.environ.get(LOANS_TICK_SETTING) or 3600.0))
     return {
         "relay-outbox": {"task": "maintenance.relay_outbox", "schedule": relay},
         "release-scheduled-transfers": {"task": "maintenance.release_scheduled_transfers", "schedule": 5.0},
@@ -36,7 +39,7 @@ def beat_schedule_for(settings: Settings) -> dict[str, dict[str, Any]]:
         "send-monthly-statements": {"task": "reports.send_monthly_statements", "schedule": 3600.0},
         # Loans: the day's interest, reminders, collections and late fees, each at most once a day; hourly, so the
         # day's work is done early in the day and a restart loses nothing.
-        "service-loans": {"task": "loans.service", "schedule": 3600.0},
+        "service-loans": {"task": "loans.service", "schedule": loans_tick, "options": {"expires": loans_tick}},
         "send-due-reminders": {"task": "schedules.send_due_reminders", "schedule": tick, "options": schedules},
         "dispatch-webhooks": {
             "task": "webhooks.dispatch",

@@ -1,5 +1,6 @@
-"""Two beat processes and two workers against real PostgreSQL and Redis: a standing order due today and a reminder
-due in a few seconds are each acted on exactly once, however many ticks the beats fire."""
+"""Two beat processes and two workers against real PostgreSQL and Redis: a standing order due today, a reminder
+due in a few seconds and a loan instalment due today (and the reminder of the next) are each acted on exactly once,
+however many ticks the beats fire."""
 
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ def _counts(url: str, user_id: str) -> dict[str, int]:
 
 
 def test_two_beats_act_on_each_occurrence_once(e2e_env, stack_factory, tmp_path):
-    env = {**e2e_env, "BANKQ_SCHEDULE_TICK_SECONDS": "1"}
+    env = {**e2e_env, "BANKQ_SCHEDULE_TICK_SECONDS": "1", "BANKQ_LOANS_TICK_SECONDS": "1"}
     stack = stack_factory(env)
     client = Client(stack.start_api())
     stack.start_worker("worker", concurrency=2)
@@ -90,6 +91,8 @@ def test_two_beats_act_on_each_occurrence_once(e2e_env, stack_factory, tmp_path)
     )
     assert reminder.status_code == 201, reminder.text
 
+    loan_id, borrower, borrower_account = _loan_with_an_instalment_due_today(client, admin, env["DATABASE_URL"])
+
     # The real stack's beat takes RedBeat's lock; the second one here ignores locks altogether (the plain file
     # scheduler), as a misconfigured or partitioned beat would, so both really tick and only the database guards.
     _beat(stack, "beat-1", tmp_path)
@@ -101,6 +104,7 @@ def test_two_beats_act_on_each_occurrence_once(e2e_env, stack_factory, tmp_path)
     for name in ("beat-1", "beat-2"):
         assert stack.procs[name].poll() is None, stack.log(name)[-2000:]
         assert "schedules.run_due_standing_orders" in stack.log(name), stack.log(name)[-2000:]
+        assert "loans.service" in stack.log(name), stack.log(name)[-2000:]
     counts = _counts(env["DATABASE_URL"], user_id)
     assert counts == {
         "transfers": days,
@@ -117,9 +121,62 @@ def test_two_beats_act_on_each_occurrence_once(e2e_env, stack_factory, tmp_path)
     assert listed["status"] == "done"
     [sent] = [n for n in client.call("GET", "/notifications", token).json()["items"] if n["template"] == "reminder"]
     assert sent["status"] == "sent"
+    # The loan: the instalment due today collected once, the next one (due tomorrow) reminded once.
+    loan = client.call("GET", f"/loans/{loan_id}", borrower).json()
+    assert [i["status"] for i in client.call("GET", f"/loans/{loan_id}/schedule", borrower).json()["items"]] == [
+        "paid", "due", "due"]
+    assert _loan_counts(env["DATABASE_URL"], loan["user_id"]) == {"repayments": 1, "reminders": 1}
+    assert client.balance(borrower, borrower_account) == "159.98"  # 500.00 paid out, 340.02 collected
+    assert loan["status"] == "active"
     ledger = client.call("GET", "/admin/ledger/check", admin).json()
     assert ledger["ok"], ledger
     assert time.monotonic() - started < 40
+
+
+def _loan_with_an_instalment_due_today(client: Client, admin: str, url: str) -> tuple[str, str, str]:
+    """A paid-out loan of 1000.00 over 3 months, moved back in time as if paid out 30 days ago with no interest
+    accrued since: its first instalment is due today and its second tomorrow (in the reminder window)."""
+    _, borrower = client.customer("cleo")
+    account = client.account(borrower)
+    product = client.call("POST", "/loan-products", admin, json={
+        "name": "Two-beat loan", "currency": "EUR", "annual_rate": "0.12", "min_amount": "100.00",
+        "max_amount": "5000.00", "min_term_months": 3, "max_term_months": 24, "late_fee": "10.00"})
+    assert product.status_code == 201, product.text
+    applied = client.call("POST", "/loans", borrower, json={
+        "product_id": product.json()["id"], "amount": "1000.00", "term_months": 3, "account_id": account})
+    assert applied.status_code == 201, applied.text
+    loan_id = applied.json()["id"]
+    approved = client.call("POST", f"/loans/{loan_id}/approve", admin, f"approve-{loan_id}")
+    assert client.wait_job(admin, approved.json()["id"])["status"] == "succeeded"
+    spent = client.call("POST", "/withdrawals", admin, f"spend-{loan_id}",
+                        json={"account_id": account, "amount": "500.00", "currency": "EUR"})
+    assert client.wait_job(admin, spent.json()["id"])["status"] == "succeeded"
+    today = datetime.now(UTC).date()
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE loans SET disbursed_on = :start, accrued_through = :start WHERE id = :loan"),
+                         {"start": today - timedelta(days=30), "loan": loan_id})
+            for number, due in ((1, today), (2, today + timedelta(days=1)), (3, today + timedelta(days=40))):
+                conn.execute(text("UPDATE loan_instalments SET due_date = :due WHERE loan_id = :loan AND number = :n"),
+                             {"due": due, "loan": loan_id, "n": number})
+    finally:
+        engine.dispose()
+    return loan_id, borrower, account
+
+
+def _loan_counts(url: str, user_id: str) -> dict[str, int]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            one = lambda sql: int(conn.execute(text(sql), {"user": user_id}).scalar_one())  # noqa: E731
+            return {
+                "repayments": one("SELECT count(*) FROM transfers WHERE kind = 'loan_repayment'"),
+                "reminders": one(
+                    "SELECT count(*) FROM notifications WHERE user_id = :user AND template = 'reminder'"),
+            }
+    finally:
+        engine.dispose()
 
 
 def test_a_second_beat_waits_for_the_lock(e2e_env, stack_factory, tmp_path):
