@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import exists, or_, select
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -15,12 +15,13 @@ from core import audit
 from core.accounts import account_view
 from core.db import Database
 from core.errors import Conflict, NotFound, ValidationFailed
-from core.models import Account, User
+from core.models import Account, Loan, User
 from core.pagination import check_limit, decode_cursor, encode_cursor
 from core.time_zones import check_time_zone
 from core.users import NewUser, check_birth_date, insert_user, user_view
 
 STATUSES = ("active", "suspended", "closed")
+OPEN_LOAN_STATUSES = ("applied", "approved", "active", "overdue")  # a customer with one of these cannot be closed
 EDITABLE = ("full_name", "email", "phone", "date_of_birth", "time_zone")
 
 
@@ -163,6 +164,11 @@ def set_status(db: Database, actor_id: str, customer_id: str, status: str) -> di
         if previous == "closed":
             raise Conflict("A closed customer cannot be reopened.", code="customer_closed")
         if status == "closed":
+            open_loans = s.scalar(select(func.count()).select_from(Loan)
+                                  .where(Loan.user_id == user.id, Loan.status.in_(OPEN_LOAN_STATUSES)))
+            if open_loans:
+                raise Conflict("The customer has a loan that is not repaid or rejected: settle it first.",
+                               code="loan_open", extra={"open_loans": open_loans})
             accounts = _accounts(s, user.id, lock=True)
             if any(a.balance != 0 for a in accounts):
                 raise Conflict("Every account must have a zero balance first.", code="balance_not_zero")

@@ -288,3 +288,19 @@ def test_a_frozen_account_fails_the_disbursement_and_the_loan_can_be_approved_ag
     assert disburse_loan(bank.db, again["id"]) == "succeeded"
     assert disburse_loan(bank.db, job["id"]) == "failed"  # the old job's late duplicate changes nothing
     assert _balance(bank, account) == 1000_00 and check_ledger(bank.db)["ok"]
+
+
+def test_a_customer_with_a_loan_still_open_cannot_be_closed(bank, client):
+    _, _, loan = applied(client, bank)
+    teller = auth_headers(client, make_user(bank, role="teller"))
+    refused = client.patch(f"/api/v1/customers/{loan['user_id']}/status", json={"status": "closed"}, headers=teller)
+    body = refused.get_json()
+    assert (refused.status_code, body["code"], body["open_loans"]) == (409, "loan_open", 1)
+    with bank.db.transaction() as s:
+        assert s.get(Loan, loan["id"]).status == "applied"
+        assert {a.status for a in s.scalars(select(Account).where(Account.owner_id == loan["user_id"]))} == {"active"}
+
+    rejected = client.post(f"/api/v1/loans/{loan['id']}/reject", json={"reason": "Income not shown"}, headers=teller)
+    assert rejected.status_code == 200, rejected.get_json()
+    closed = client.patch(f"/api/v1/customers/{loan['user_id']}/status", json={"status": "closed"}, headers=teller)
+    assert (closed.status_code, closed.get_json()["status"]) == (200, "closed")
