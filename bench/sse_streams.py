@@ -1,4 +1,4 @@
-"""`python -m bench.sse_streams` (or `make bench-push`): event streams under load, measured in one run.
+"""`.venv/bin/python -m bench.sse_streams`: event streams and webhooks under load, measured in one run.
 
 The real stack as `make run` starts it on PostgreSQL + Redis (two gunicorn processes with their default threads and
 stream cap, one worker). Then:
