@@ -211,10 +211,11 @@ def statement(db: Database, user: User, account_id: str, *, limit: int | None, c
         if after and not isinstance(after[0], int):
             decode_cursor("!", 1)
         before = after[0] if after else ENTRY_ID_MAX
-        # The row comparison only ix_entries_account_id_id can answer: with `id < n` alone the planner may walk the
-        # primary key down from the newest entry of the whole ledger, filtering, which for an account whose entries
-        # are all old (a dormant account) reads millions of rows for one page.
-        query = select(Entry).where(Entry.account_id == account.id,
+        # In the order only ix_entries_account_id_id gives, (account_id, id), and with the account as a range, not an
+        # equality: an equality would let PostgreSQL drop account_id from the order and walk the primary key down
+        # from the newest entry of the whole ledger, filtering, which for an account whose entries are all old (a
+        # dormant account) reads millions of rows for one page. No other index yields this order without a sort.
+        query = select(Entry).where(Entry.account_id >= account.id,
                                     tuple_(Entry.account_id, Entry.id) < tuple_(account.id, before))
         rows = list(s.scalars(query.order_by(Entry.account_id.desc(), Entry.id.desc()).limit(limit + 1)))
     more = len(rows) > limit
