@@ -61,11 +61,13 @@ def bank() -> Bank:
     return current_app.extensions["bankq"]  # type: ignore[no-any-return]
 
 
-def user_of_token(b: Bank, payload: dict[str, Any]) -> User | None:
+def user_of_token(b: Bank, payload: dict[str, Any], user: User | None = None) -> User | None:
     """The token's user while the token still speaks for them: the user exists, is active, and has not been logged
-    out everywhere since (a password change bumps the token version). Revocation is checked apart."""
-    user = b.db.get(User, payload["sub"])
-    if user is None or user.status != "active" or payload.get("tv") != user.token_version:
+    out everywhere since (a password change bumps the token version). Revocation is checked apart. `user`: the
+    token's user as the caller has just looked it up (open streams share look-ups), instead of reading it here."""
+    if user is None:
+        user = b.db.get(User, payload["sub"])
+    if user is None or user.id != payload["sub"] or user.status != "active" or payload.get("tv") != user.token_version:
         return None
     return user
 

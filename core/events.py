@@ -23,8 +23,14 @@ class Event:
     id: int
     job_id: str
     status: str
-    job: dict[str, Any]  # the job as GET /api/v1/jobs/{id} showed it right after the change
+    snapshot: dict[str, Any]  # the job's row right after the change, as the trigger recorded it
     owner_id: str = ""  # whose job it is (who may see the event)
+
+    @cached_property
+    def job(self) -> dict[str, Any]:
+        """The job as GET /api/v1/jobs/{id} showed it right after the change. Rendered when first asked for: the
+        process's one reader of new events passes over everybody's, and most have no stream open to send them."""
+        return job_view(_as_job(self.snapshot))
 
     @cached_property
     def data(self) -> str:
@@ -40,8 +46,12 @@ def _as_job(snapshot: dict[str, Any]) -> Job:
     return Job(**{k: v for k, v in fields.items() if hasattr(Job, k)})
 
 
-def event_of(row: JobEvent) -> Event:
-    return Event(row.id, row.job_id, row.status, job_view(_as_job(row.job)), row.user_id)
+def event_of(row: Any) -> Event:
+    """From a job_events row (the model, or a Core row of _COLUMNS)."""
+    return Event(row.id, row.job_id, row.status, row.job, row.user_id)
+
+
+_COLUMNS = (JobEvent.id, JobEvent.job_id, JobEvent.status, JobEvent.job, JobEvent.user_id)
 
 
 def events_after(
@@ -67,6 +77,6 @@ def events_of(
 
 def events_since(db: Database, after_id: int, *, limit: int = 500) -> list[Event]:
     """Everyone's events with an id above after_id, oldest first: for the one reader that hands them out."""
-    with db.single() as s:
-        query = select(JobEvent).where(JobEvent.id > after_id).order_by(JobEvent.id).limit(limit)
-        return [event_of(row) for row in s.scalars(query)]
+    query = select(*_COLUMNS).where(JobEvent.id > after_id).order_by(JobEvent.id).limit(limit)
+    with db.statement() as conn:  # Core rows: the ORM's identity map and instances would be thrown away at once
+        return [event_of(row) for row in conn.execute(query)]

@@ -95,7 +95,8 @@ def job_events(job_id: str):  # type: ignore[no-untyped-def]
     if not streams.gate.acquire():
         # The page falls back to polling the status fragment.
         return Response("", status=503, mimetype="text/plain", headers={"Retry-After": "5"})
-    items = follow(streams.tail, stream.owner_id, _last_event_id(), authorised=token_check(bank(), claims() or {}),
+    authorised = token_check(bank(), claims() or {}, users=streams.users)
+    items = follow(streams.tail, stream.owner_id, _last_event_id(), authorised=authorised,
                    job_id=job_id, job_terminal=stream.terminal)
     body = StreamBody(stream_with_context(html_frames(streams.retry_ms, items)), streams.gate.release)
     response = Response(body, mimetype=TEXT_EVENT_STREAM, direct_passthrough=True)

@@ -72,7 +72,8 @@ def _stream(owner_id: str, after_id: int, job_id: str | None = None, job_termina
         return problem(503, "too_many_streams", "Too many streams",
                        "This server holds as many event streams as it may; retry shortly.",
                        headers={"Retry-After": STREAM_BUSY_RETRY_AFTER})
-    items = follow(streams.tail, owner_id, after_id, authorised=token_check(bank(), get_jwt()), job_id=job_id,
+    authorised = token_check(bank(), get_jwt(), users=streams.users)
+    items = follow(streams.tail, owner_id, after_id, authorised=authorised, job_id=job_id,
                    job_terminal=job_terminal)
     return stream_response(streams, items)
 

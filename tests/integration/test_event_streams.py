@@ -261,3 +261,22 @@ def test_an_event_id_is_sent_only_once_every_lower_id_is_final(bank, world):
     got = reader.events(2)
     assert [job_of(f)["id"] for _, f in got] == [slow, fast]
     assert ids(got) == sorted(ids(got))
+
+
+def test_streams_of_one_user_share_its_look_up_and_all_end_once_it_is_disabled(bank, world):
+    from api.streams import StreamUsers, token_check
+    from core.models import User
+
+    alice = world["alice"]
+    claims = {"sub": alice.id, "tv": alice.token_version, "jti": "stream-test", "exp": time.time() + 600}
+    users = StreamUsers(bank, seconds=0.5)
+    checks = [token_check(bank, claims, users=users, recheck_seconds=0) for _ in range(50)]
+    assert all(check() for check in checks)
+    assert users.reads == 1  # fifty streams, one look-up
+    with bank.db.transaction() as s:
+        s.execute(update(User).where(User.id == alice.id).values(status="suspended"))
+    time.sleep(0.6)
+    assert not any(check() for check in checks)
+    assert users.reads == 2
+    forged = token_check(bank, {**claims, "sub": "no-such-user"}, users=users, recheck_seconds=0)
+    assert not forged()
