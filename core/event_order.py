@@ -17,10 +17,19 @@ from core.db import Database
 
 log = logging.getLogger(__name__)
 _TOP = text("SELECT coalesce(max(id), 0) FROM job_events")
-_TOP_AND_SNAPSHOT = text("SELECT (SELECT coalesce(max(id), 0) FROM job_events), pg_current_snapshot()::text")
-_SNAPSHOT_DONE = text(
-    "SELECT NOT EXISTS (SELECT 1 FROM pg_snapshot_xip(CAST(:snapshot AS pg_snapshot)) AS x "
-    "WHERE pg_xact_status(x) = 'in progress')"
+# The highest visible id and the transactions writing job events now. pg_locks is read after the statement's
+# snapshot was taken, so every transaction that took an id below the top and had not committed by then is listed:
+# a transaction locks the table (RowExclusiveLock, held to its end) before the insert takes an id from the sequence.
+_TOP_AND_WRITERS = text(
+    "SELECT (SELECT coalesce(max(id), 0) FROM job_events), coalesce(array_agg(l.virtualtransaction), '{}') "
+    "FROM pg_locks l WHERE l.locktype = 'relation' AND l.relation = 'job_events'::regclass "
+    "AND l.mode = 'RowExclusiveLock' AND l.pid IS DISTINCT FROM pg_backend_pid()"
+)
+# Which of these writers are still open: a virtual transaction holds the lock on its own id until it ends, and its id
+# is never reused.
+_STILL_OPEN = text(
+    "SELECT coalesce(array_agg(virtualxid), '{}') FROM pg_locks WHERE locktype = 'virtualxid' "
+    "AND virtualxid = ANY(CAST(:writers AS text[]))"
 )
 
 
@@ -29,13 +38,15 @@ class Horizon:
 
     Ids come from a sequence when a transaction writes, not when it commits: on PostgreSQL a transaction holding
     id 10 may commit after one holding id 11. A stream that sent 11 and then resumed "after 11" would never send
-    10. Every transaction holding an id below the highest visible one was in progress when that was seen, so once
-    all of that snapshot's in-progress transactions have ended, every id up to it is final. SQLite serialises
+    10. Every transaction holding an id below the highest visible one was writing job events when that was seen,
+    so once all the writers seen then have ended, every id up to it is final. Only writers of job events count:
+    a long transaction elsewhere (a webhook attempt being recorded, a report) holds nobody back. SQLite serialises
     writers, so there ids commit in order. One horizon serves every stream of a process.
 
-    A transaction left open (idle in transaction) would hold every stream of the process back for ever, so a
-    snapshot still unsettled after patience_seconds counts as settled, with a warning: events are written by short
-    transactions, and only one that took an event id and then stayed open that long could be skipped."""
+    A transaction that wrote a job event and was then left open (idle in transaction) would hold every stream of
+    the process back for ever, so writers still open after patience_seconds count as ended, with a warning: events
+    are written by short transactions, and only one that took an event id and then stayed open that long could be
+    skipped."""
 
     def __init__(self, db: Database, *, reuse_seconds: float = 0.01, patience_seconds: float = 5.0) -> None:
         self.db = db
@@ -44,7 +55,8 @@ class Horizon:
         self._lock = threading.Lock()
         self._value = 0
         self._checked = -1.0e9
-        self._pending: list[tuple[int, str, float]] = []  # (highest visible id, snapshot, taken at), oldest first
+        # (highest visible id, the writers open when it was seen, seen at), oldest first
+        self._pending: list[tuple[int, list[str], float]] = []
 
     def settled(self) -> int:
         if not self.db.is_postgres:
@@ -53,26 +65,34 @@ class Horizon:
             if time.monotonic() - self._checked < self._reuse:
                 return self._value
             with self.db.statement() as conn:
-                for i in range(len(self._pending) - 1, -1, -1):  # a settled snapshot settles every older one
-                    top, snapshot, taken = self._pending[i]
-                    overdue = time.monotonic() - taken > self._patience
-                    if overdue or conn.execute(_SNAPSHOT_DONE, {"snapshot": snapshot}).scalar():
-                        if overdue:
-                            log.warning("event horizon: a transaction of snapshot %s is open after %.0f s; "
-                                        "sending events up to id %s without waiting for it", snapshot,
-                                        self._patience, top)
-                        self._value = max(self._value, top)
-                        del self._pending[: i + 1]
-                        break
-                top, snapshot = conn.execute(_TOP_AND_SNAPSHOT).one()
-            if snapshot.rsplit(":", 1)[1] == "":  # no transaction in progress: all up to top is final already
+                if self._pending:
+                    asked = sorted({w for _, writers, _ in self._pending for w in writers})
+                    still_open = set(conn.execute(_STILL_OPEN, {"writers": asked}).scalar() or ())
+                    now = time.monotonic()
+                    for i in range(len(self._pending) - 1, -1, -1):  # a settled top settles every older one
+                        top, writers, taken = self._pending[i]
+                        overdue = now - taken > self._patience
+                        if overdue or still_open.isdisjoint(writers):
+                            if overdue and not still_open.isdisjoint(writers):
+                                log.warning("event horizon: a transaction writing job events (one of %s) is open "
+                                            "after %.0f s; sending events up to id %s without waiting for it",
+                                            sorted(still_open & set(writers)), self._patience, top)
+                            self._value = max(self._value, top)
+                            del self._pending[: i + 1]
+                            break
+                top, writers = conn.execute(_TOP_AND_WRITERS).one()
+            if not writers:  # nobody is writing job events: all up to top is final already
                 self._value, self._pending = max(self._value, top), []
             elif top > self._value:
                 # Bounded, and the oldest is kept: patience counts from when the horizon first stopped moving. (Were
-                # the oldest dropped, a reader asking often would never see a snapshot grow overdue.)
-                self._pending = [*self._pending[:1], *self._pending[-30:], (top, snapshot, time.monotonic())]
+                # the oldest dropped, a reader asking often would never see a top grow overdue.)
+                self._pending = [*self._pending[:1], *self._pending[-30:], (top, list(writers), time.monotonic())]
             self._checked = time.monotonic()
             return self._value
+
+    def known(self) -> int:
+        """The horizon as last worked out, without asking the database: still true (ids only become final)."""
+        return self._value if self.db.is_postgres else sys.maxsize
 
     def current(self, *, step: float = 0.01) -> int:
         """A horizon at least as high as every id written before this call, waiting (briefly: the transactions in

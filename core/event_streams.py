@@ -87,6 +87,7 @@ class EventTail:
         self._lock = threading.Lock()
         self._inboxes: dict[str, set[Inbox]] = {}
         self._cursor: int | None = None
+        self._gap = False  # the last read stopped at a gap: the next asks for a fresh horizon
         self._thread: threading.Thread | None = None
 
     @property
@@ -152,10 +153,18 @@ class EventTail:
                 self.ring_all()
 
     def _read(self, cursor: int) -> tuple[bool, bool]:
-        """Hand out the final events after cursor. (later events wait for the horizon, a full batch was read)"""
-        limit = self.horizon.settled()
+        """Hand out the final events after cursor. (later events wait for a gap to fill, a full batch was read)
+
+        An event is final once every id between the cursor and it has been seen or lies under the horizon. Ids are
+        handed out in order, so with no gap (the usual case: each read finds the ids that committed since the last
+        one) events go out at once, without asking PostgreSQL about the transactions in flight. A gap is an id still
+        in flight or one whose transaction rolled back: the former fills in when it commits, the latter only the
+        horizon can rule out. The horizon must be taken before the read (an id under it that committed after the
+        read would be skipped), so the read after a gap asks for a fresh one."""
+        limit = self.horizon.settled() if self._gap else self.horizon.known()
         events = events_since(self.db, cursor, limit=BATCH)
-        ready = [e for e in events if e.id <= limit]
+        ready = final_prefix(events, cursor, limit)
+        self._gap = len(ready) < len(events)
         with self._lock:
             for event in ready:
                 for inbox in list(self._inboxes.get(event.owner_id, ())):
@@ -163,7 +172,19 @@ class EventTail:
                         self._drop(inbox)
             if ready:
                 self._cursor = ready[-1].id
-        return len(ready) < len(events), len(events) == BATCH and len(ready) == len(events)
+        return self._gap, len(events) == BATCH and not self._gap
+
+
+def final_prefix(events: list[Event], cursor: int, settled: int) -> list[Event]:
+    """The events (read after cursor, in id order) that no id still to commit can come before: up to the first gap
+    that reaches above the horizon `settled`, taken before the read."""
+    ready, last = [], cursor
+    for event in events:
+        if event.id != last + 1 and event.id - 1 > settled:
+            break
+        ready.append(event)
+        last = event.id
+    return ready
 
 
 @dataclass(frozen=True)

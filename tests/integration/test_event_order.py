@@ -1,5 +1,6 @@
-"""The horizon on real PostgreSQL: a job event id is not passed while the transaction that took it is open, and a
-transaction left open elsewhere holds readers back for the patience and no longer, however often they ask."""
+"""The horizon on real PostgreSQL: a job event id is not passed while the transaction that took it is open; a
+transaction that wrote a job event and was left open holds readers back for the patience and no longer, however often
+they ask; and a transaction that wrote no job event holds nobody back."""
 
 from __future__ import annotations
 
@@ -68,21 +69,51 @@ def test_a_transaction_left_open_holds_the_horizon_back_for_the_patience_only_ho
     user = make_user(bank)
     patience = 1.0
     horizon = Horizon(bank.db, reuse_seconds=0, patience_seconds=patience)
-    with psycopg.connect(support.libpq(bank.settings.database_url)) as idle:
-        idle.execute("SELECT pg_current_xact_id()")  # an open transaction with an id: in every snapshot from now on
-        target, committed, reached = None, 0.0, None
-        started = time.monotonic()
-        with caplog.at_level(logging.WARNING, "core.event_order"):
-            while reached is None and time.monotonic() - started < patience * 8:
-                _new_job(bank, user.id, int((time.monotonic() - started) * 1000))  # events keep coming
-                if target is None and time.monotonic() - started > patience / 2:
-                    target, committed = _top(bank), time.monotonic()
-                for _ in range(10):  # a busy reader: far more reads than the snapshots it keeps
-                    if target is not None and horizon.settled() >= target:
-                        reached = time.monotonic() - committed
-                        break
-                    time.sleep(0.002)
-        idle.rollback()
+    opened, release = threading.Event(), threading.Event()
+
+    def left_open() -> None:  # wrote a job event (its job's), then stays open: a writer in every look from now on
+        try:
+            with bank.db.transaction() as s:
+                jobs.new_job(s, kind="transfer", user_id=user.id, resource_type="transfer", resource_id="left-open")
+                s.flush()
+                opened.set()
+                release.wait(30)
+                raise LookupError("rolled back")
+        except LookupError:
+            pass
+
+    idle = threading.Thread(target=left_open)
+    idle.start()
+    assert opened.wait(10)
+    target, committed, reached = None, 0.0, None
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, "core.event_order"):
+        while reached is None and time.monotonic() - started < patience * 8:
+            _new_job(bank, user.id, int((time.monotonic() - started) * 1000))  # events keep coming
+            if target is None and time.monotonic() - started > patience / 2:
+                target, committed = _top(bank), time.monotonic()
+            for _ in range(10):  # a busy reader: far more reads than the tops it keeps
+                if target is not None and horizon.settled() >= target:
+                    reached = time.monotonic() - committed
+                    break
+                time.sleep(0.002)
+    release.set()
+    idle.join(10)
     assert reached is not None, "the horizon never moved past events committed while a transaction stayed open"
     assert reached < patience * 2, reached
     assert any("is open after" in r.getMessage() for r in caplog.records)
+
+
+def test_a_transaction_that_wrote_no_job_event_holds_nobody_back(bank: Bank) -> None:
+    user = make_user(bank)
+    horizon = Horizon(bank.db, reuse_seconds=0, patience_seconds=30)
+    with psycopg.connect(support.libpq(bank.settings.database_url)) as elsewhere:
+        elsewhere.execute("SELECT pg_current_xact_id()")  # open, with a transaction id, in every snapshot
+        elsewhere.execute("SELECT count(*) FROM job_events")  # and reading job events too
+        _new_job(bank, user.id, 0)
+        target = _top(bank)
+        deadline = time.monotonic() + 2
+        while horizon.settled() < target and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert horizon.settled() >= target
+        elsewhere.rollback()
