@@ -10,12 +10,22 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Sequence
+from typing import Protocol, TypeVar
 
 from sqlalchemy import text
 
 from core.db import Database
 
 log = logging.getLogger(__name__)
+
+
+class _Numbered(Protocol):
+    @property
+    def id(self) -> int: ...
+
+
+E = TypeVar("E", bound=_Numbered)
 _TOP = text("SELECT coalesce(max(id), 0) FROM job_events")
 # The highest visible id and the transactions writing job events now. pg_locks is read after the statement's
 # snapshot was taken, so every transaction that took an id below the top and had not committed by then is listed:
@@ -108,3 +118,17 @@ class Horizon:
             if value >= top or time.monotonic() >= deadline:
                 return value
             time.sleep(step)
+
+
+def final_prefix(events: Sequence[E], cursor: int, settled: int) -> list[E]:
+    """The events (read after cursor, in id order) that no id still to commit can come before: up to the first gap
+    that reaches above the horizon `settled`, which must have been taken before the read. An id between the cursor
+    and an event is either among those read, under the horizon, or still to come: a gap above the horizon may be a
+    transaction still writing (it fills in when that commits) or one that rolled back (only the horizon says so)."""
+    ready, last = [], cursor
+    for event in events:
+        if event.id != last + 1 and event.id - 1 > settled:
+            break
+        ready.append(event)
+        last = event.id
+    return ready

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from core.db import Database
-from core.event_order import Horizon
+from core.event_order import Horizon, final_prefix
 from core.event_wakeups import WakeupHub
 from core.events import Event, events_of, events_since
 from core.jobs import TERMINAL, visible_job
@@ -173,18 +173,6 @@ class EventTail:
             if ready:
                 self._cursor = ready[-1].id
         return self._gap, len(events) == BATCH and not self._gap
-
-
-def final_prefix(events: list[Event], cursor: int, settled: int) -> list[Event]:
-    """The events (read after cursor, in id order) that no id still to commit can come before: up to the first gap
-    that reaches above the horizon `settled`, taken before the read."""
-    ready, last = [], cursor
-    for event in events:
-        if event.id != last + 1 and event.id - 1 > settled:
-            break
-        ready.append(event)
-        last = event.id
-    return ready
 
 
 @dataclass(frozen=True)

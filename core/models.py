@@ -252,13 +252,9 @@ class JobEvent(Base):
     status: Mapped[str] = mapped_column(String(32))
     job: Mapped[dict[str, Any]] = mapped_column(Json)
     at: Mapped[datetime] = mapped_column(Timestamp)
-    # PostgreSQL: the writing transaction's id (a column default, migration 0015), so webhook fan-out can wait for
-    # transactions still open instead of skipping their events. Empty on SQLite, whose writers commit in id order.
-    tx: Mapped[int | None] = mapped_column(BigInteger)
     __table_args__ = (
         Index("ix_job_events_user_id_id", "user_id", "id"),
         Index("ix_job_events_job_id_id", "job_id", "id"),
-        Index("ix_job_events_tx_id", "tx", "id"),
     )
 
 
@@ -542,12 +538,11 @@ class Webhook(Base):
 
 
 class WebhookCursor(Base):
-    """How far fan-out has read job_events. One row, locked FOR UPDATE by the fan-out, so two beats take turns.
-    On PostgreSQL the position is (transaction id, event id): see core.webhooks.fan_out."""
+    """How far fan-out has read job_events (every event up to last_event_id has its deliveries). One row, locked
+    FOR UPDATE by the fan-out, so two dispatchers take turns: see core.webhooks.fan_out."""
 
     __tablename__ = "webhook_cursors"
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
-    last_tx: Mapped[int] = mapped_column(BigInteger, default=0)
     last_event_id: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 

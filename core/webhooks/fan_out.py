@@ -8,24 +8,30 @@ events of its owner's jobs that happened after it was created.
 The position in job_events is one row (webhook_cursors), locked FOR UPDATE, so concurrent fan-outs take turns and
 the second finds nothing left; the unique (event, endpoint, type) key is the last guard. Event ids are taken when a
 transaction writes, not when it commits, so a plain "id > last" cursor would skip an event whose transaction commits
-after a later one was read. On PostgreSQL events are therefore read in (writing transaction id, event id) order and
-only from transactions that have ended (below the snapshot's xmin): such a set can no longer grow, and every event
-still to come has a larger transaction id. A transaction left open elsewhere holds fan-out back until it ends.
-SQLite has one writer at a time, so its ids commit in order."""
+after a later one was read. Fan-out therefore moves only past final ids (core.event_order): up to the first gap in
+the ids read, or past it once the horizon has. The horizon here has no patience: a transaction that wrote a job
+event and stays open holds webhooks back until it ends (a stream gives up after seconds; a webhook is never
+skipped), while transactions that write no job event hold nothing back. SQLite has one writer at a time, so its ids
+commit in order."""
 
 from __future__ import annotations
 
 import json
+import math
+import threading
 import uuid
+import weakref
 from typing import Any
 
-from sqlalchemy import select, text, tuple_
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from core.bank import Bank
 from core.clock import as_utc, isoformat, utcnow
+from core.db import Database
+from core.event_order import Horizon, final_prefix
 from core.events import event_of
 from core.jobs import TERMINAL
 from core.models import JobEvent, Webhook, WebhookCursor, WebhookDelivery, new_id
@@ -48,19 +54,37 @@ def body(event_type: str, at: str | None, job: dict[str, Any]) -> str:
 
 
 def fan_out(bank: Bank, *, batch_size: int = 500) -> int:
-    """Beat: create the deliveries of every new event. Safe to run anywhere, concurrently. Returns how many."""
-    created = 0
+    """Create the deliveries of every new final event. Safe to run anywhere, concurrently. Returns how many."""
+    created, horizon = 0, _horizon(bank.db)
     while True:
         with bank.db.transaction() as s:
             cursor = _cursor(s)
-            rows = list(s.scalars(_after(s, cursor).limit(batch_size)))
-            if rows:
-                created += _deliveries_for(s, rows)
-                cursor.last_event_id = rows[-1].id
-                cursor.last_tx = rows[-1].tx or 0
+            after = cursor.last_event_id
+            rows = _after(s, after, batch_size)
+            ready = final_prefix(rows, after, horizon.known())
+            if len(ready) < len(rows):  # a gap: a fresh horizon, and a read after it (not before: see final_prefix)
+                settled = horizon.settled()
+                rows = _after(s, after, batch_size)
+                ready = final_prefix(rows, after, settled)
+            if ready:
+                created += _deliveries_for(s, ready)
+                cursor.last_event_id = ready[-1].id
                 cursor.updated_at = utcnow()
-        if len(rows) < batch_size:
+        if len(rows) < batch_size or len(ready) < len(rows):
             return created
+
+
+_HORIZONS: weakref.WeakKeyDictionary[Database, Horizon] = weakref.WeakKeyDictionary()
+_HORIZONS_LOCK = threading.Lock()
+
+
+def _horizon(db: Database) -> Horizon:
+    """One per database per process, so what it learnt carries over from one round to the next."""
+    with _HORIZONS_LOCK:
+        horizon = _HORIZONS.get(db)
+        if horizon is None:
+            horizon = _HORIZONS[db] = Horizon(db, patience_seconds=math.inf)
+        return horizon
 
 
 def _postgres(s: Session) -> bool:
@@ -69,22 +93,15 @@ def _postgres(s: Session) -> bool:
 
 def _cursor(s: Session) -> WebhookCursor:
     dialect_insert = pg_insert if _postgres(s) else sqlite_insert
-    s.execute(dialect_insert(WebhookCursor).values(name=CURSOR, last_tx=0, last_event_id=0, updated_at=utcnow())
+    s.execute(dialect_insert(WebhookCursor).values(name=CURSOR, last_event_id=0, updated_at=utcnow())
               .on_conflict_do_nothing(index_elements=["name"]))
     cursor = s.scalar(select(WebhookCursor).where(WebhookCursor.name == CURSOR).with_for_update())
     assert cursor is not None
     return cursor
 
 
-def _after(s: Session, cursor: WebhookCursor) -> Any:
-    if _postgres(s):
-        return (
-            select(JobEvent)
-            .where(tuple_(JobEvent.tx, JobEvent.id) > tuple_(cursor.last_tx, cursor.last_event_id))
-            .where(JobEvent.tx < text("pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))
-            .order_by(JobEvent.tx, JobEvent.id)
-        )
-    return select(JobEvent).where(JobEvent.id > cursor.last_event_id).order_by(JobEvent.id)
+def _after(s: Session, after: int, limit: int) -> list[JobEvent]:
+    return list(s.scalars(select(JobEvent).where(JobEvent.id > after).order_by(JobEvent.id).limit(limit)))
 
 
 def _deliveries_for(s: Session, rows: list[JobEvent]) -> int:

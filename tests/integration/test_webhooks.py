@@ -333,7 +333,7 @@ def test_fan_out_running_concurrently_creates_each_delivery_once(private_bank, w
     assert sum(created) == 9 and _count(private_bank, WebhookDelivery) == 9
     # Even a fan-out that forgot where it was (the cursor rewound) cannot make a second delivery.
     with private_bank.db.transaction() as s:
-        s.execute(update(WebhookCursor).values(last_tx=0, last_event_id=0))
+        s.execute(update(WebhookCursor).values(last_event_id=0))
     assert webhooks.fan_out(private_bank) == 0 and _count(private_bank, WebhookDelivery) == 9
 
 

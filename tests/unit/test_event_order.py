@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.event_streams import final_prefix
+from core.event_order import final_prefix
 from core.events import Event
 
 
