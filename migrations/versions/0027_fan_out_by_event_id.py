@@ -9,7 +9,7 @@ key keeps them from being made twice. Run with the workers stopped, as `make run
 
 Revision ID: 0027
 Revises: 0026
-Create Date: 2026-12-09 10:00:00
+Create Date: 2026-12-07 13:30:00
 """
 
 from alembic import op
