@@ -10,7 +10,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar
 
 from sqlalchemy import text
@@ -33,7 +33,7 @@ _TOP = text("SELECT coalesce(max(id), 0) FROM job_events")
 _TOP_AND_WRITERS = text(
     "SELECT (SELECT coalesce(max(id), 0) FROM job_events), coalesce(array_agg(l.virtualtransaction), '{}') "
     "FROM pg_locks l WHERE l.locktype = 'relation' AND l.relation = 'job_events'::regclass "
-    "AND l.mode = 'RowExclusiveLock' AND l.pid IS DISTINCT FROM pg_backend_pid()"
+    "AND l.mode = 'RowExclusiveLock'"
 )
 # Which of these writers are still open: a virtual transaction holds the lock on its own id until it ends, and its id
 # is never reused.
@@ -76,7 +76,7 @@ class Horizon:
                 return self._value
             with self.db.statement() as conn:
                 if self._pending:
-                    asked = sorted({w for _, writers, _ in self._pending for w in writers})
+                    asked = list({w for _, writers, _ in self._pending for w in writers})
                     still_open = set(conn.execute(_STILL_OPEN, {"writers": asked}).scalar() or ())
                     now = time.monotonic()
                     for i in range(len(self._pending) - 1, -1, -1):  # a settled top settles every older one
@@ -100,9 +100,24 @@ class Horizon:
             self._checked = time.monotonic()
             return self._value
 
-    def known(self) -> int:
-        """The horizon as last worked out, without asking the database: still true (ids only become final)."""
-        return self._value if self.db.is_postgres else sys.maxsize
+    def final(self, cursor: int, read: Callable[[], Sequence[E]], *,
+              wait_seconds: float = 0.0) -> tuple[Sequence[E], list[E]]:
+        """What `read` returns (events after cursor, in id order), and those of them that are final. The horizon
+        worked out last is enough while no gap reaches above it. After such a gap the horizon is asked afresh, for
+        up to wait_seconds until it covers the gap (the writers open now have ended), and the events are read
+        again, after it (see final_prefix): meanwhile the gap may also have filled in."""
+        known = self._value if self.db.is_postgres else sys.maxsize  # still true: ids only ever become final
+        events = read()
+        ready = final_prefix(events, cursor, known)
+        if len(ready) < len(events):
+            below_gap, deadline = events[len(ready)].id - 1, time.monotonic() + wait_seconds
+            settled = self.settled()
+            while settled < below_gap and time.monotonic() < deadline:
+                time.sleep(self._reuse)
+                settled = self.settled()
+            events = read()
+            ready = final_prefix(events, cursor, settled)
+        return events, ready
 
     def current(self, *, step: float = 0.01) -> int:
         """A horizon at least as high as every id written before this call, waiting (briefly: the transactions in

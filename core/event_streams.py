@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from core.db import Database
-from core.event_order import Horizon, final_prefix
+from core.event_order import Horizon
 from core.event_wakeups import WakeupHub
 from core.events import Event, events_of, events_since
 from core.jobs import TERMINAL, visible_job
@@ -87,7 +87,6 @@ class EventTail:
         self._lock = threading.Lock()
         self._inboxes: dict[str, set[Inbox]] = {}
         self._cursor: int | None = None
-        self._gap = False  # the last read stopped at a gap: the next asks for a fresh horizon
         self._thread: threading.Thread | None = None
 
     @property
@@ -153,18 +152,9 @@ class EventTail:
                 self.ring_all()
 
     def _read(self, cursor: int) -> tuple[bool, bool]:
-        """Hand out the final events after cursor. (later events wait for a gap to fill, a full batch was read)
-
-        An event is final once every id between the cursor and it has been seen or lies under the horizon. Ids are
-        handed out in order, so with no gap (the usual case: each read finds the ids that committed since the last
-        one) events go out at once, without asking PostgreSQL about the transactions in flight. A gap is an id still
-        in flight or one whose transaction rolled back: the former fills in when it commits, the latter only the
-        horizon can rule out. The horizon must be taken before the read (an id under it that committed after the
-        read would be skipped), so the read after a gap asks for a fresh one."""
-        limit = self.horizon.settled() if self._gap else self.horizon.known()
-        events = events_since(self.db, cursor, limit=BATCH)
-        ready = final_prefix(events, cursor, limit)
-        self._gap = len(ready) < len(events)
+        """Hand out the final events after cursor (Horizon.final): with no gap in the ids, the usual case, at once.
+        Returns (later events wait for a gap to fill, a full batch was read)."""
+        events, ready = self.horizon.final(cursor, lambda: events_since(self.db, cursor, limit=BATCH))
         with self._lock:
             for event in ready:
                 for inbox in list(self._inboxes.get(event.owner_id, ())):
@@ -172,7 +162,8 @@ class EventTail:
                         self._drop(inbox)
             if ready:
                 self._cursor = ready[-1].id
-        return self._gap, len(events) == BATCH and not self._gap
+        gap = len(ready) < len(events)
+        return gap, len(events) == BATCH and not gap
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 import uuid
-import weakref
+from functools import partial
 from typing import Any
 
 from sqlalchemy import select
@@ -30,8 +29,7 @@ from sqlalchemy.orm import Session
 
 from core.bank import Bank
 from core.clock import as_utc, isoformat, utcnow
-from core.db import Database
-from core.event_order import Horizon, final_prefix
+from core.event_order import Horizon
 from core.events import event_of
 from core.jobs import TERMINAL
 from core.models import JobEvent, Webhook, WebhookCursor, WebhookDelivery, new_id
@@ -53,38 +51,25 @@ def body(event_type: str, at: str | None, job: dict[str, Any]) -> str:
     return json.dumps({"type": event_type, "timestamp": at, "data": job}, separators=(",", ":"), ensure_ascii=False)
 
 
-def fan_out(bank: Bank, *, batch_size: int = 500) -> int:
-    """Create the deliveries of every new final event. Safe to run anywhere, concurrently. Returns how many."""
-    created, horizon = 0, _horizon(bank.db)
+def fan_out(bank: Bank, *, batch_size: int = 500, gap_wait_seconds: float = 0.5) -> int:
+    """Create the deliveries of every new final event. Safe to run anywhere, concurrently. Returns how many.
+
+    A gap in the ids waits up to gap_wait_seconds for the writers of job events open now to end: long enough for
+    the transactions that make up a busy stack's gaps, short enough that a writer left open delays the claims of
+    this round only briefly (the next round tries again). The horizon lives for one call, so nothing it learnt can
+    outlast the table it learnt it from."""
+    created, horizon = 0, Horizon(bank.db, patience_seconds=math.inf)
     while True:
         with bank.db.transaction() as s:
             cursor = _cursor(s)
             after = cursor.last_event_id
-            rows = _after(s, after, batch_size)
-            ready = final_prefix(rows, after, horizon.known())
-            if len(ready) < len(rows):  # a gap: a fresh horizon, and a read after it (not before: see final_prefix)
-                settled = horizon.settled()
-                rows = _after(s, after, batch_size)
-                ready = final_prefix(rows, after, settled)
+            rows, ready = horizon.final(after, partial(_after, s, after, batch_size), wait_seconds=gap_wait_seconds)
             if ready:
                 created += _deliveries_for(s, ready)
                 cursor.last_event_id = ready[-1].id
                 cursor.updated_at = utcnow()
         if len(rows) < batch_size or len(ready) < len(rows):
             return created
-
-
-_HORIZONS: weakref.WeakKeyDictionary[Database, Horizon] = weakref.WeakKeyDictionary()
-_HORIZONS_LOCK = threading.Lock()
-
-
-def _horizon(db: Database) -> Horizon:
-    """One per database per process, so what it learnt carries over from one round to the next."""
-    with _HORIZONS_LOCK:
-        horizon = _HORIZONS.get(db)
-        if horizon is None:
-            horizon = _HORIZONS[db] = Horizon(db, patience_seconds=math.inf)
-        return horizon
 
 
 def _postgres(s: Session) -> bool:
