@@ -128,6 +128,26 @@ def _staff(bank: Bank) -> User:
     return teller or make_user(bank, role="teller", username="funding_teller")
 
 
+class _RolledBack(Exception):
+    pass
+
+
+def rolled_back_job(bank: Bank, user_id: str, *, while_open: Any = None) -> None:
+    """A transaction that writes a job, and so takes a job event id, calls while_open() if given (the id is still
+    in flight meanwhile), then rolls back: the id is a gap no commit will fill."""
+    from core import jobs
+
+    try:
+        with bank.db.transaction() as s:
+            jobs.new_job(s, kind="transfer", user_id=user_id, resource_type="transfer", resource_id=uuid.uuid4().hex)
+            s.flush()
+            if while_open is not None:
+                while_open()
+            raise _RolledBack
+    except _RolledBack:
+        pass
+
+
 def run_concurrently(fn: Any, n: int = 2) -> list[Any]:
     """Run fn in n threads released together; their results, or the first error raised."""
     import threading

@@ -15,7 +15,7 @@ from core.bank import Bank
 from core.event_order import Horizon
 from core.models import Job
 from tests import support
-from tests.support import make_user
+from tests.support import make_user, rolled_back_job
 
 
 def _new_job(bank: Bank, user_id: str, n: int) -> str:
@@ -72,15 +72,7 @@ def test_a_transaction_left_open_holds_the_horizon_back_for_the_patience_only_ho
     opened, release = threading.Event(), threading.Event()
 
     def left_open() -> None:  # wrote a job event (its job's), then stays open: a writer in every look from now on
-        try:
-            with bank.db.transaction() as s:
-                jobs.new_job(s, kind="transfer", user_id=user.id, resource_type="transfer", resource_id="left-open")
-                s.flush()
-                opened.set()
-                release.wait(30)
-                raise LookupError("rolled back")
-        except LookupError:
-            pass
+        rolled_back_job(bank, user.id, while_open=lambda: (opened.set(), release.wait(30)))
 
     idle = threading.Thread(target=left_open)
     idle.start()
