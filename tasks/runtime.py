@@ -17,23 +17,14 @@ from tasks.publisher import publish_now
 log = logging.getLogger(__name__)
 
 _bank: Bank | None = None
-_pool_size = 2  # a prefork child runs one task at a time: one connection, and one for what it publishes
 
 
 def bank() -> Bank:
     global _bank
     if _bank is None:
-        _bank = Bank(pool_size=_pool_size)
+        _bank = Bank(pool_size=2)
         _bank.db.publisher = publish_now
     return _bank
-
-
-def size_for_threads(concurrency: int) -> None:
-    """A worker whose tasks run in threads (the webhooks worker) shares one Bank between them: give its pool room
-    for a quarter of them at once (they hold a connection only inside a transaction, not while waiting on an
-    endpoint), twice that at a peak. Call before the first bank()."""
-    global _pool_size
-    _pool_size = max(2, concurrency // 4 + 2)
 
 
 @worker_process_init.connect

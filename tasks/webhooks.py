@@ -13,7 +13,7 @@ from celery import bootsteps
 from core import webhooks
 from core.webhooks.dispatch import Dispatcher, dispatch, next_for
 from tasks import celery
-from tasks.runtime import bank, size_for_threads, tick
+from tasks.runtime import bank, tick
 
 log = logging.getLogger(__name__)
 QUEUE = "webhooks"
@@ -50,8 +50,6 @@ class DispatcherStep(bootsteps.StartStopStep):
         self.dispatcher: Dispatcher | None = None
 
     def start(self, worker: Any) -> None:
-        if type(worker.pool).__module__ == "celery.concurrency.thread":
-            size_for_threads(worker.concurrency)
         queues = worker.app.amqp.queues
         consumed = queues.consume_from if queues.consume_from is not None else queues
         if QUEUE in consumed:
