@@ -2,7 +2,8 @@
 
 Event ids come from a sequence when a transaction writes, not when it commits. Whoever reads job_events "after id
 N" (an event stream resuming from Last-Event-ID, the webhook fan-out's cursor) must only move past ids that can no
-longer be filled in by a transaction still in progress: `Horizon.settled()` is the highest such id."""
+longer be filled in by a transaction still in progress: `Horizon.settled()` is the highest such id, and
+`Horizon.final` reads events after a cursor and keeps those no id still to commit can come before."""
 
 from __future__ import annotations
 
@@ -18,14 +19,6 @@ from sqlalchemy import text
 from core.db import Database
 
 log = logging.getLogger(__name__)
-
-
-class _Numbered(Protocol):
-    @property
-    def id(self) -> int: ...
-
-
-E = TypeVar("E", bound=_Numbered)
 _TOP = text("SELECT coalesce(max(id), 0) FROM job_events")
 # The highest visible id and the transactions writing job events now. pg_locks is read after the statement's
 # snapshot was taken, so every transaction that took an id below the top and had not committed by then is listed:
@@ -41,6 +34,14 @@ _STILL_OPEN = text(
     "SELECT coalesce(array_agg(virtualxid), '{}') FROM pg_locks WHERE locktype = 'virtualxid' "
     "AND virtualxid = ANY(CAST(:writers AS text[]))"
 )
+
+
+class _Numbered(Protocol):  # a job event, as a stream's Event or as the JobEvent row
+    @property
+    def id(self) -> int: ...
+
+
+E = TypeVar("E", bound=_Numbered)
 
 
 class Horizon:
