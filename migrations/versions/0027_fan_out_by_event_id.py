@@ -5,7 +5,7 @@ writing transaction's id and its index.
 
 The cursor moves back to just before the first event the old order had not yet reached (or stays where it is): events
 read again between there and the old position already have their deliveries, and the unique (event, endpoint, type)
-key keeps them from being made twice. Run with the workers stopped, as `make run` and `make migrate` do.
+key keeps them from being made twice. Run with the workers stopped: `make run` migrates before it starts them.
 
 Revision ID: 0027
 Revises: 0026
@@ -25,9 +25,8 @@ depends_on = None
 def upgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute("""
-        UPDATE webhook_cursors c SET last_event_id = least(c.last_event_id, coalesce(
-          (SELECT min(e.id) - 1 FROM job_events e WHERE (e.tx, e.id) > (c.last_tx, c.last_event_id)),
-          c.last_event_id)), last_tx = 0
+        UPDATE webhook_cursors c SET last_event_id = least(  -- least() passes over the NULL of "none left"
+          c.last_event_id, (SELECT min(e.id) - 1 FROM job_events e WHERE (e.tx, e.id) > (c.last_tx, c.last_event_id)))
         """)
     with op.batch_alter_table("webhook_cursors", schema=None) as batch_op:
         batch_op.drop_column("last_tx")

@@ -33,3 +33,20 @@ def test_the_cursor_moves_back_to_the_first_event_the_old_order_had_not_reached(
         command.upgrade(alembic_config(url), "head")
     finally:
         support.drop_database(pg_server.url, url)
+
+
+def test_a_cursor_with_nothing_left_behind_stays_where_it_is(pg_server) -> None:
+    url = support.create_database(pg_server.url, prefix="bankq_migration")
+    try:
+        command.upgrade(alembic_config(url), "0026")
+        with psycopg.connect(support.libpq(url)) as conn:
+            for event_id, tx in ((1, 100), (2, 200)):
+                conn.execute("INSERT INTO job_events (id, job_id, user_id, status, job, at, tx) "
+                             "VALUES (%s, 'j', 'u1', 'succeeded', '{}', now(), %s)", (event_id, tx))
+            conn.execute("INSERT INTO webhook_cursors (name, last_tx, last_event_id, updated_at) "
+                         "VALUES ('job_events', 200, 2, now())")
+        command.upgrade(alembic_config(url), "0027")
+        with psycopg.connect(support.libpq(url)) as conn:
+            assert conn.execute("SELECT last_event_id FROM webhook_cursors").fetchone() == (2,)
+    finally:
+        support.drop_database(pg_server.url, url)
