@@ -10,7 +10,9 @@ stream cap, one worker). Then:
 4. an open loop offering BENCH_SSE_RATE (200) transfers/s with the streams open and a webhook endpoint per
    transferring customer (a local receiver answering 204): for every terminal event a stream receives, and for
    every webhook's first attempt, the time from the job's updated_at (written by the worker just before its commit)
-   to the arrival, p50/p99/max.
+   to the arrival, p50/p99/max, and the webhooks process's CPU per delivery over that phase.
+
+BENCH_SSE_CLOSED_LOOPS=0 skips (1) and (3), for measuring push latency alone.
 
 Ratios come from one run on one machine; absolute figures are printed to explain them, not to compare machines."""
 
@@ -54,12 +56,14 @@ class Config:
     streams: int
     rate: float
     seconds: float
+    closed_loops: bool = True
 
     @classmethod
     def from_env(cls) -> Config:
         env = os.environ
         return cls(streams=int(env.get("BENCH_SSE_STREAMS") or 1000), rate=float(env.get("BENCH_SSE_RATE") or 200),
-                   seconds=float(env.get("BENCH_SSE_SECONDS") or 15))
+                   seconds=float(env.get("BENCH_SSE_SECONDS") or 15),
+                   closed_loops=env.get("BENCH_SSE_CLOSED_LOOPS", "1") != "0")
 
 
 class Load:
@@ -183,8 +187,10 @@ def main() -> int:
         tokens = {u: login(base, u) for u in [c.user.username for c in customers] + idle}
 
         meter = stack.cpu_meter(api=api, worker=worker)
-        with phase(f"closed loop, no stream open ({config.seconds:.0f} s)"):
-            without = posted_per_second(base, database_url, customers, tokens, config.seconds, meter)
+        without = with_streams = None
+        if config.closed_loops:
+            with phase(f"closed loop, no stream open ({config.seconds:.0f} s)"):
+                without = posted_per_second(base, database_url, customers, tokens, config.seconds, meter)
         streams = [tokens[c.user.username] for c in customers for _ in range(STREAMS_PER_ACTIVE)]
         streams += [tokens[idle[i % len(idle)]] for i in range(max(0, config.streams - len(streams)))]
         with phase(f"opening {len(streams)} event streams"):
@@ -196,8 +202,9 @@ def main() -> int:
             holder.stdin.flush()
             opened = holder.stdout.readline().strip()
             print(f"  {opened}")
-        with phase(f"closed loop, {len(streams)} streams open ({config.seconds:.0f} s)"):
-            with_streams = posted_per_second(base, database_url, customers, tokens, config.seconds, meter)
+        if config.closed_loops:
+            with phase(f"closed loop, {len(streams)} streams open ({config.seconds:.0f} s)"):
+                with_streams = posted_per_second(base, database_url, customers, tokens, config.seconds, meter)
         receiver = Receiver()
         stack.callback(receiver.close)
         for c in customers:
@@ -209,6 +216,8 @@ def main() -> int:
                    f"endpoints ({config.seconds:.0f} s)"):
             holder.stdin.write("mark\n")
             holder.stdin.flush()
+            sender = stack.cpu_meter(webhooks=webhooks)
+            sender.start()
             with Load(base, customers, tokens, config.rate) as load:
                 began = time.monotonic()
                 time.sleep(config.seconds)
@@ -222,6 +231,7 @@ def main() -> int:
             holder.stdin.flush()
             holder.wait(30)
             receiver.wait_for(load.sent, timeout=60)
+            sender_cpu = sender.stop()["webhooks"]
             first_attempts = first_attempt_latencies(receiver)
         webhooks.stop()
         worker.stop()
@@ -231,14 +241,15 @@ def main() -> int:
     print()
     print(f"{'':<52}{'figure':>12}")
     print(f"{'streams held open (asked for)':<52}{measured['open']:>7} / {len(streams)}")
-    print(f"{'transfers finished/s, no stream open':<52}{without.per_second:>12.1f}")
-    print(f"{'transfers finished/s, streams open':<52}{with_streams.per_second:>12.1f}")
-    print(f"{'  ratio (target >= 0.90)':<52}{with_streams.per_second / without.per_second:>12.2f}")
-    for group in ("api", "worker", "postgres"):
-        if group in without.cpu_ms:
-            a, b = without.cpu_ms[group], with_streams.cpu_ms.get(group, 0.0)
-            label = f"CPU ms per transfer, {group}: none open -> open"
-            print(f"{label:<52}{a:>5.1f} -> {b:<5.1f} ({b / max(a, 1e-9):.2f}x)")
+    if without is not None and with_streams is not None:
+        print(f"{'transfers finished/s, no stream open':<52}{without.per_second:>12.1f}")
+        print(f"{'transfers finished/s, streams open':<52}{with_streams.per_second:>12.1f}")
+        print(f"{'  ratio (target >= 0.90)':<52}{with_streams.per_second / without.per_second:>12.2f}")
+        for group in ("api", "worker", "postgres"):
+            if group in without.cpu_ms:
+                a, b = without.cpu_ms[group], with_streams.cpu_ms.get(group, 0.0)
+                label = f"CPU ms per transfer, {group}: none open -> open"
+                print(f"{label:<52}{a:>5.1f} -> {b:<5.1f} ({b / max(a, 1e-9):.2f}x)")
     print(f"{'open loop: transfers accepted/s (offered ' + format(config.rate, '.0f') + '/s)':<52}{offered:>12.1f}")
     print(f"{'terminal events received in the window':<52}{len(latencies):>12}")
     for q in (50, 99):
@@ -250,6 +261,8 @@ def main() -> int:
         print(f"{f'updated_at -> webhook first attempt p{q} ms (p99 <= 1000)':<52}"
               f"{percentile(first_attempts, q):>12.1f}")
     print(f"{'updated_at -> webhook first attempt max ms':<52}{max(first_attempts, default=0):>12.1f}")
+    attempts = max(1, len(receiver.requests))
+    print(f"{'webhooks process CPU ms per attempt':<52}{sender_cpu * 1000 / attempts:>12.1f}")
     return 0
 
 

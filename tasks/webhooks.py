@@ -11,7 +11,7 @@ from typing import Any
 from celery import bootsteps
 
 from core import webhooks
-from core.webhooks.dispatch import Dispatcher, dispatch, next_for
+from core.webhooks.dispatch import Dispatcher, dispatch, hand_over
 from tasks import celery
 from tasks.runtime import bank, tick
 
@@ -31,12 +31,10 @@ def dispatch_tick() -> int:
 
 @celery.task(name="webhooks.deliver", soft_time_limit=60, time_limit=90)
 def deliver(delivery_id: str, token: str) -> str:
-    b = bank()
-    outcome = webhooks.send_delivery(b, delivery_id, token)
+    outcome = webhooks.send_delivery(bank(), delivery_id, token)
     if outcome.status == "failed":
         log.warning("webhook delivery %s failed for good: %s", delivery_id, outcome.answer)
-    if outcome.webhook_id is not None:
-        next_for(b, outcome.webhook_id, send)
+    hand_over(outcome.claims, send)  # the endpoint's next deliveries, claimed as this attempt ended
     return outcome.status
 
 

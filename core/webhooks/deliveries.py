@@ -2,18 +2,20 @@
 
 The schedule lives in the delivery row: attempt n is due RETRY_DELAYS[n - 1] after attempt n - 1 failed (the first
 at once). A dispatch tick claims due deliveries with SKIP LOCKED, at most MAX_IN_FLIGHT per endpoint (counted under
-the endpoint's row lock), so a slow or dead endpoint holds only its own deliveries back. A claim is a token and a
+the endpoint's row lock), so a slow or dead endpoint holds only its own deliveries back; an attempt's end claims the
+endpoint's next due deliveries in the transaction that records it, so a busy endpoint's deliveries follow each other
+without waiting for a tick. A claim is a token and a
 lease: the worker that takes the token sends; a claim whose message or worker was lost is claimed again when its
 lease runs out, so a broker loss delays a delivery, never drops it. webhook-id is the same on every attempt, so a
 receiver can drop the duplicate a lost acknowledgement causes."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from core import audit
@@ -46,7 +48,17 @@ class Claim:
 class Outcome:
     status: str  # succeeded | retrying | failed | stale (another claim holds it, or nothing to do)
     answer: transport.Answer | None = None
-    webhook_id: str | None = None  # the endpoint that now has room for its next delivery
+    webhook_id: str | None = None
+    claims: list[Claim] = field(default_factory=list)  # the endpoint's next deliveries, claimed as this one ended
+
+
+@dataclass(frozen=True)
+class _Taken:
+    webhook_id: str
+    attempt: int
+    max_attempts: int
+    message_id: str
+    payload: str
 
 
 def _due(now: Any) -> Any:
@@ -55,100 +67,127 @@ def _due(now: Any) -> Any:
     )
 
 
-def claim_due(bank: Bank, *, limit: int = 200, webhook_id: str | None = None) -> list[Claim]:
-    """Claim due deliveries of active endpoints (of one endpoint, when given), at most MAX_IN_FLIGHT in flight per
-    endpoint."""
+def claim_due(bank: Bank, *, limit: int = 200) -> list[Claim]:
+    """Claim due deliveries of active endpoints, at most MAX_IN_FLIGHT in flight per endpoint."""
     now = utcnow()
+    due_hooks = select(WebhookDelivery.webhook_id).where(_due(now)).distinct()
     claims: list[Claim] = []
     with bank.db.transaction() as s:
-        due_hooks = select(WebhookDelivery.webhook_id).where(_due(now))
-        if webhook_id is not None:
-            due_hooks = due_hooks.where(WebhookDelivery.webhook_id == webhook_id)
-        hooks = list(s.scalars(
-            select(Webhook).where(Webhook.status == "active", Webhook.id.in_(due_hooks.distinct()))
+        for hook_id in list(s.scalars(
+            select(Webhook.id).where(Webhook.status == "active", Webhook.id.in_(due_hooks))
             .limit(limit).with_for_update(skip_locked=True)
-        ))
-        for hook in hooks:
-            in_flight = s.scalar(select(func.count()).select_from(WebhookDelivery).where(
-                WebhookDelivery.webhook_id == hook.id, WebhookDelivery.status == "sending",
-                WebhookDelivery.lease_until >= now)) or 0
-            room = MAX_IN_FLIGHT - in_flight
-            if room <= 0:
-                continue
-            for delivery in s.scalars(
-                select(WebhookDelivery).where(WebhookDelivery.webhook_id == hook.id, _due(now))
-                .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.event_id).limit(room)
-                .with_for_update(skip_locked=True)
-            ):
-                delivery.status, delivery.claim, delivery.lease_until = "sending", new_id(), now + LEASE
-                delivery.updated_at = now
-                claims.append(Claim(delivery.id, delivery.claim))
+        )):
+            claims += _claim_for(s, hook_id, now)
     return claims
 
 
+def _claim_for(s: Session, webhook_id: str, now: Any) -> list[Claim]:
+    """Claim the due deliveries an endpoint has room for. The caller holds the endpoint's row lock, so the count
+    of those in flight cannot change under it."""
+    in_flight = s.scalar(select(func.count()).select_from(WebhookDelivery).where(
+        WebhookDelivery.webhook_id == webhook_id, WebhookDelivery.status == "sending",
+        WebhookDelivery.lease_until >= now)) or 0
+    room = MAX_IN_FLIGHT - in_flight
+    if room <= 0:
+        return []
+    token = new_id()  # a message carries (delivery, token): only the row still naming this token is sent
+    picked = (select(WebhookDelivery.id).where(WebhookDelivery.webhook_id == webhook_id, _due(now))
+              .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.event_id).limit(room)
+              .with_for_update(skip_locked=True))
+    claimed = s.scalars(
+        update(WebhookDelivery).where(WebhookDelivery.id.in_(picked.scalar_subquery()))
+        .values(status="sending", claim=token, lease_until=now + LEASE, updated_at=now)
+        .returning(WebhookDelivery.id).execution_options(synchronize_session=False))
+    return [Claim(delivery_id, token) for delivery_id in claimed]
+
+
 def send_delivery(bank: Bank, delivery_id: str, token: str) -> Outcome:
-    """Worker: make the attempt this claim stands for, then record it. A second message for the same claim finds
-    the token taken and does nothing."""
+    """Worker: make the attempt this claim stands for, record it, and claim the endpoint's next due deliveries (the
+    caller hands them over). A second message for the same claim finds the token taken and does nothing."""
     now = utcnow()
+    keys: list[str] = []
     with bank.db.transaction() as s:
-        delivery = s.get(WebhookDelivery, delivery_id, with_for_update=True)
-        if delivery is None or delivery.status != "sending" or delivery.claim != token:
+        row = s.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id == delivery_id, WebhookDelivery.status == "sending",
+                   WebhookDelivery.claim == token)
+            .values(claim=None, lease_until=now + LEASE)
+            .returning(WebhookDelivery.webhook_id, WebhookDelivery.attempts, WebhookDelivery.max_attempts,
+                       WebhookDelivery.message_id, WebhookDelivery.payload)
+            .execution_options(synchronize_session=False)).one_or_none()
+        if row is None:
             return Outcome("stale")
-        hook = s.get(Webhook, delivery.webhook_id)
+        taken = _Taken(row.webhook_id, row.attempts + 1, row.max_attempts, row.message_id, row.payload)
+        hook = s.execute(select(Webhook.status, Webhook.url, Webhook.secret, Webhook.previous_secret,
+                                Webhook.previous_secret_until).where(Webhook.id == taken.webhook_id)).one_or_none()
         if hook is None or hook.status != "active":
-            delivery.status, delivery.claim, delivery.next_attempt_at = "failed", None, None
+            s.execute(update(WebhookDelivery).where(WebhookDelivery.id == delivery_id)
+                      .values(status="failed", next_attempt_at=None, updated_at=now)
+                      .execution_options(synchronize_session=False))
             return Outcome("stale")
-        delivery.claim, delivery.lease_until = None, now + LEASE
-        attempt = delivery.attempts + 1
-        url, message_id, payload = hook.url, delivery.message_id, delivery.payload
         try:
-            keys = signing_secrets(bank, hook)
+            keys = signing_secrets(bank, hook.secret, hook.previous_secret, hook.previous_secret_until)
         except SecretUnreadable as exc:
-            keys = []
             unreadable = str(exc)
     if keys:
         timestamp = int(utcnow().timestamp())
         headers = {
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
-            "webhook-id": message_id,
+            "webhook-id": taken.message_id,
             "webhook-timestamp": str(timestamp),
-            "webhook-signature": signature_header(keys, message_id, timestamp, payload),
+            "webhook-signature": signature_header(keys, taken.message_id, timestamp, taken.payload),
         }
-        answer = transport.post(url, headers, payload.encode(), allow_private=bank.settings.webhook_allow_private)
+        answer = transport.post(hook.url, headers, taken.payload.encode(),
+                                allow_private=bank.settings.webhook_allow_private)
     else:
         answer = transport.Answer(None, unreadable, 0)
-    return _record(bank, delivery_id, attempt, answer)
+    return _record(bank, delivery_id, taken, answer)
 
 
-def _record(bank: Bank, delivery_id: str, attempt: int, answer: transport.Answer) -> Outcome:
+def _record(bank: Bank, delivery_id: str, taken: _Taken, answer: transport.Answer) -> Outcome:
+    """The attempt, the delivery's new state, the endpoint's run of failures, and the endpoint's next claims: one
+    transaction under the endpoint's row lock."""
     now = utcnow()
     with bank.db.transaction() as s:
-        delivery = s.get(WebhookDelivery, delivery_id, with_for_update=True)
-        assert delivery is not None
-        hook = s.get(Webhook, delivery.webhook_id, with_for_update=True)
-        assert hook is not None
-        s.add(WebhookAttempt(delivery_id=delivery.id, webhook_id=hook.id, attempt=attempt,
-                             status_code=answer.status_code, error=answer.error, succeeded=answer.succeeded,
-                             duration_ms=answer.duration_ms, at=now))
-        delivery.attempts, delivery.lease_until, delivery.updated_at = attempt, None, now
+        hook = s.execute(select(Webhook.status, Webhook.failing_since).where(Webhook.id == taken.webhook_id)
+                         .with_for_update()).one()
+        s.execute(insert(WebhookAttempt).values(
+            delivery_id=delivery_id, webhook_id=taken.webhook_id, attempt=taken.attempt,
+            status_code=answer.status_code, error=answer.error, succeeded=answer.succeeded,
+            duration_ms=answer.duration_ms, at=now))
         if answer.succeeded:
-            delivery.status, delivery.next_attempt_at = "succeeded", None
-            hook.failing_since = None
-            return Outcome("succeeded", answer, hook.id)
-        hook.failing_since = hook.failing_since or now
-        outcome = Outcome("failed", answer, hook.id)
-        if hook.status == "active" and answer.status_code == 410:
-            _disable(s, hook, "the endpoint answered 410 Gone")
-        elif hook.status == "active" and now - as_utc(hook.failing_since) >= DISABLE_AFTER:
-            _disable(s, hook, "every delivery failed for 5 days")
-        if hook.status == "active" and attempt < delivery.max_attempts:
-            delivery.status = "pending"
-            delivery.next_attempt_at = now + timedelta(seconds=RETRY_DELAYS[min(attempt, MAX_ATTEMPTS - 1)])
-            outcome.status = "retrying"
+            outcome, status, next_at = Outcome("succeeded", answer, taken.webhook_id), "succeeded", None
+            if hook.failing_since is not None:
+                s.execute(update(Webhook).where(Webhook.id == taken.webhook_id).values(failing_since=None)
+                          .execution_options(synchronize_session=False))
+            active = hook.status == "active"
         else:
-            delivery.status, delivery.next_attempt_at = "failed", None
+            active = _failed(s, taken.webhook_id, answer, now)
+            if active and taken.attempt < taken.max_attempts:
+                outcome, status = Outcome("retrying", answer, taken.webhook_id), "pending"
+                next_at = now + timedelta(seconds=RETRY_DELAYS[min(taken.attempt, MAX_ATTEMPTS - 1)])
+            else:
+                outcome, status, next_at = Outcome("failed", answer, taken.webhook_id), "failed", None
+        s.execute(update(WebhookDelivery).where(WebhookDelivery.id == delivery_id)
+                  .values(status=status, attempts=taken.attempt, next_attempt_at=next_at, lease_until=None,
+                          updated_at=now)
+                  .execution_options(synchronize_session=False))
+        if active:
+            outcome.claims = _claim_for(s, taken.webhook_id, now)
         return outcome
+
+
+def _failed(s: Session, webhook_id: str, answer: transport.Answer, now: Any) -> bool:
+    """A failed attempt extends the endpoint's run of failures and may disable it. Whether it is still active."""
+    hook = s.get(Webhook, webhook_id)
+    assert hook is not None
+    hook.failing_since = hook.failing_since or now
+    if hook.status == "active" and answer.status_code == 410:
+        _disable(s, hook, "the endpoint answered 410 Gone")
+    elif hook.status == "active" and now - as_utc(hook.failing_since) >= DISABLE_AFTER:
+        _disable(s, hook, "every delivery failed for 5 days")
+    return hook.status == "active"
 
 
 def _disable(s: Session, hook: Webhook, reason: str) -> None:

@@ -40,12 +40,6 @@ def dispatch(bank: Bank, send: Send) -> int:
     return hand_over(claim_due(bank), send)
 
 
-def next_for(bank: Bank, webhook_id: str, send: Send) -> int:
-    """An endpoint's attempt has ended, so it has room again: hand over its next due deliveries now rather than at
-    the next round."""
-    return hand_over(claim_due(bank, webhook_id=webhook_id), send)
-
-
 class Dispatcher:
     """A thread running `dispatch` after every wake-up (gathering the wake-ups of a burst into one round) and at
     least every poll_seconds. An error (the database down) is logged once and retried with backoff."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -151,13 +151,12 @@ def rotate_secret(bank: Bank, user: User, webhook_id: str) -> dict[str, Any]:
         return webhook_view(hook, secret)
 
 
-def signing_secrets(bank: Bank, hook: Webhook) -> list[str]:
+def signing_secrets(bank: Bank, secret: str, previous: str | None, previous_until: datetime | None) -> list[str]:
     """The secrets that sign now: the current one, and the previous one during its 24 h."""
     key = bank.settings.secret_key
-    found = [unseal(key, hook.secret)]
-    until = hook.previous_secret_until
-    if hook.previous_secret and until is not None and as_utc(until) > utcnow():
-        found.append(unseal(key, hook.previous_secret))
+    found = [unseal(key, secret)]
+    if previous and previous_until is not None and as_utc(previous_until) > utcnow():
+        found.append(unseal(key, previous))
     return found
 
 

@@ -65,9 +65,13 @@ def _transfer(bank, user, amount="1.00", *, balance=10_000):  # type: ignore[no-
 
 
 def _run(bank):  # type: ignore[no-untyped-def]
-    """One dispatch tick and the deliver tasks it would queue."""
+    """One dispatch tick and the deliver tasks it would queue, each handing over the next claims its attempt made."""
     webhooks.fan_out(bank)
-    return [webhooks.send_delivery(bank, c.delivery_id, c.token) for c in webhooks.claim_due(bank)]
+    claims, outcomes = webhooks.claim_due(bank), []
+    while claims:
+        outcomes.append(webhooks.send_delivery(bank, claims[0].delivery_id, claims[0].token))
+        claims = claims[1:] + outcomes[-1].claims
+    return outcomes
 
 
 def _attempts(client, headers, webhook_id):  # type: ignore[no-untyped-def]
@@ -474,8 +478,6 @@ def test_the_dispatcher_sends_as_soon_as_the_job_commits(private_bank, wclient, 
 
 
 def test_an_endpoint_with_room_again_gets_its_next_delivery_at_once(private_bank, wclient, receiver):
-    from core.webhooks.dispatch import next_for
-
     user = make_user(private_bank)
     hook = _create(wclient, auth_headers(wclient, user), receiver.url)
     for _ in range(webhooks.MAX_IN_FLIGHT + 1):
@@ -485,9 +487,28 @@ def test_an_endpoint_with_room_again_gets_its_next_delivery_at_once(private_bank
     assert len(first) == webhooks.MAX_IN_FLIGHT  # the cap holds the third back
     outcome = webhooks.send_delivery(private_bank, first[0].delivery_id, first[0].token)
     assert outcome.status == "succeeded" and outcome.webhook_id == hook["id"]
-    handed: list[webhooks.Claim] = []
-    assert next_for(private_bank, hook["id"], handed.append) == 1
-    assert handed[0].delivery_id not in {c.delivery_id for c in first}
+    [following] = outcome.claims  # claimed by the transaction that recorded the attempt
+    assert following.delivery_id not in {c.delivery_id for c in first}
+    assert webhooks.claim_due(private_bank) == []  # the cap holds: first[1] and the one following are in flight
+    assert webhooks.send_delivery(private_bank, following.delivery_id, following.token).status == "succeeded"
+    assert len(receiver.wait_for(2)) == 2
+
+
+def test_an_attempt_that_fails_still_claims_the_next_but_a_disabled_endpoint_claims_none(private_bank, wclient,
+                                                                                           receiver):
+    user = make_user(private_bank)
+    headers = auth_headers(wclient, user)
+    hook = _create(wclient, headers, receiver.url)
+    for _ in range(webhooks.MAX_IN_FLIGHT + 2):
+        _transfer(private_bank, user)
+    webhooks.fan_out(private_bank)
+    first, second = webhooks.claim_due(private_bank)
+    receiver.statuses = [500, 204]
+    failed = webhooks.send_delivery(private_bank, first.delivery_id, first.token)
+    assert failed.status == "retrying" and len(failed.claims) == 1  # a failure frees its place too
+    disabled = wclient.patch(f"/api/v1/webhooks/{hook['id']}", json={"status": "disabled"}, headers=headers)
+    assert disabled.status_code == 200
+    assert webhooks.send_delivery(private_bank, second.delivery_id, second.token).claims == []
 
 
 def test_a_sender_that_fails_leaves_the_rest_to_their_leases(private_bank, wclient, receiver):
@@ -508,3 +529,29 @@ def test_a_sender_that_fails_leaves_the_rest_to_their_leases(private_bank, wclie
     clock.freeze(datetime.now(UTC) + timedelta(seconds=61))
     assert dispatch(private_bank, lambda c: webhooks.send_delivery(private_bank, c.delivery_id, c.token)) == 3
     assert len(receiver.wait_for(3)) == 3
+
+
+def test_the_embedded_database_delivers_too(tmp_path, receiver):
+    """The claim, the attempt and the next claim on SQLite (`make run`'s default), past the in-flight cap."""
+    from core.accounts import ensure_cash_accounts
+    from core.bank import Bank
+    from core.settings import Settings
+    from core.setup import migrate
+    from core.webhooks.endpoints import NewWebhook, create_webhook
+
+    url = f"sqlite:///{tmp_path / 'hooks.db'}"
+    migrate(url)
+    bank = Bank(Settings.from_env({"DATABASE_URL": url, "BANKQ_DATA_DIR": str(tmp_path),
+                                   "BANKQ_WEBHOOK_ALLOW_PRIVATE": "true",
+                                   "BANKQ_SECRET_KEY": "sqlite-hooks-key-0123456789abcdef0123456789"}))
+    try:
+        ensure_cash_accounts(bank.db)
+        user = make_user(bank)
+        hook = create_webhook(bank, user, NewWebhook(receiver.url, ["job.succeeded"]))
+        jobs = {_transfer(bank, user) for _ in range(webhooks.MAX_IN_FLIGHT + 2)}
+        assert [o.status for o in _run(bank)] == ["succeeded"] * len(jobs)
+        verifier = Verifier(hook["secret"])
+        assert {verifier.verify(r.body, r.headers)["data"]["id"] for r in receiver.requests} == jobs
+        assert _count(bank, WebhookDelivery, WebhookDelivery.status != "succeeded") == 0
+    finally:
+        bank.db.dispose()
