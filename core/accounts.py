@@ -6,7 +6,7 @@ import secrets
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, any_, bindparam, false, select, tuple_
+from sqlalchemy import String, any_, bindparam, select, tuple_
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
@@ -134,12 +134,17 @@ def _visible(account: Account | None, user: User) -> Account:
     return account
 
 
-# One statement for any number of ids and numbers, built and compiled once: array parameters, where IN would be
-# expanded (and its SQL rendered again) for every distinct count of values.
-_BY_IDS_OR_NUMBERS = select(*columns_of(Account)).where(
-    (Account.id == any_(bindparam("ids", type_=ARRAY(String))))
-    | (Account.number == any_(bindparam("numbers", type_=ARRAY(String))))
-)
+# A request's accounts by ids or numbers, each statement built and compiled once. PostgreSQL takes the lists as two
+# array parameters; an expanding IN (what SQLite has) renders its SQL again on every execution.
+_BY_IDS_OR_NUMBERS = {
+    "postgresql": select(*columns_of(Account)).where(
+        (Account.id == any_(bindparam("ids", type_=ARRAY(String))))
+        | (Account.number == any_(bindparam("numbers", type_=ARRAY(String))))
+    ),
+    "sqlite": select(*columns_of(Account)).where(
+        Account.id.in_(bindparam("ids", expanding=True)) | Account.number.in_(bindparam("numbers", expanding=True))
+    ),
+}
 
 
 def load_accounts(session: Session, ids: Iterable[str | None], numbers: Iterable[str | None]) -> dict[str, Account]:
@@ -150,15 +155,7 @@ def load_accounts(session: Session, ids: Iterable[str | None], numbers: Iterable
     if not ids and not numbers:
         return {}
     connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        rows = connection.execute(_BY_IDS_OR_NUMBERS, {"ids": ids, "numbers": numbers})
-    else:
-        condition: ColumnElement[bool] = false()
-        if ids:
-            condition = condition | Account.id.in_(ids)
-        if numbers:
-            condition = condition | Account.number.in_(numbers)
-        rows = connection.execute(select(*columns_of(Account)).where(condition))
+    rows = connection.execute(_BY_IDS_OR_NUMBERS[connection.dialect.name], {"ids": ids, "numbers": numbers})
     found: dict[str, Account] = {}
     for row in rows:
         account = detached(Account, row)

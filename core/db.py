@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import cache
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import Table, bindparam, create_engine, event, insert, inspect, select, text
@@ -29,7 +30,6 @@ _WRITTEN = "bankq.outbox.written"
 _JOB_EVENTS = "bankq.job_events.written"
 _QUEUED = "bankq.inserts.queued"
 _INSERTS: dict[tuple[Any, ...], list[tuple[Any, bool]]] = {}
-_KEYS: dict[type, tuple[str, ...]] = {}  # a model's column attribute names, in columns_of order
 OUTBOX = cast(Table, OutboxMessage.__table__)
 
 
@@ -108,16 +108,20 @@ def columns_of(model: type) -> list[Any]:
     return [attr.columns[0] for attr in mapper.column_attrs]
 
 
+@cache
+def _column_keys(model: Any) -> tuple[str, ...]:
+    """The attribute names of `columns_of(model)`, in its order (a model class)."""
+    mapper: Any = inspect(model)
+    return tuple(attr.key for attr in mapper.column_attrs)
+
+
 def detached(model: type[T], row: Any) -> T:
     """A detached instance with every column loaded, from a Core row of `columns_of(model)`: what a Session would
     load and close over, for a fraction of the cost. For reading; it belongs to no session."""
-    keys = _KEYS.get(model)
-    if keys is None:
-        keys = _KEYS[model] = tuple(attr.key for attr in inspect(model).column_attrs)
     instance = inspect(model).class_manager.new_instance()
     # Straight into the instance's dict, as the ORM's own loading does: setattr would fire an attribute event
     # per column for a change history that make_transient_to_detached then discards.
-    instance_state(instance).dict.update(zip(keys, row, strict=True))
+    instance_state(instance).dict.update(zip(_column_keys(cast(type, model)), row, strict=True))
     make_transient_to_detached(instance)
     return instance  # type: ignore[no-any-return]
 
