@@ -66,7 +66,7 @@ def user_of_token(b: Bank, payload: dict[str, Any], user: User | None = None) ->
     out everywhere since (a password change bumps the token version). Revocation is checked apart. `user`: the
     token's user as the caller has just looked it up (open streams share look-ups), instead of reading it here."""
     if user is None:
-        user = b.db.get(User, payload["sub"])
+        user = b.users.get(payload["sub"])
     if user is None or user.id != payload["sub"] or user.status != "active" or payload.get("tv") != user.token_version:
         return None
     return user
@@ -140,7 +140,7 @@ def init_jwt(app: Flask, b: Bank) -> None:
 
     @jwt.user_lookup_loader
     def _load_user(_header: dict[str, Any], payload: dict[str, Any]) -> User | None:
-        # One autocommit statement: every authenticated request pays for this look-up.
+        # Every authenticated request makes this check: from the process's copy of users (core.local_users).
         return user_of_token(b, payload)
 
     @jwt.token_in_blocklist_loader

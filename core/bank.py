@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from core.db import Database
 from core.event_wakeups import Doorbell
+from core.local_users import LocalUsers, StoredUsers, Users
 from core.revocation import DatabaseRevocations, LocalRevocations, RedisRevocations, RevocationStore
 from core.settings import Settings
 
@@ -23,3 +24,6 @@ class Bank:
         )
         # On SQLite the database is a local file: its check costs no network round trip to save.
         self.revocations: RevocationStore = LocalRevocations(store, durable) if self.db.is_postgres else store
+        # The token's user, checked on every authenticated request: from memory on PostgreSQL, as revocations are.
+        self.users: Users = LocalUsers(self.db) if self.db.is_postgres else StoredUsers(self.db)
+        self.db.users_changed = self.users.forget

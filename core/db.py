@@ -11,14 +11,14 @@ from functools import cache
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import Table, bindparam, create_engine, event, insert, inspect, select, text
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import Connection, Engine, Row, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
 from sqlalchemy.orm.attributes import instance_state
 
 from core.errors import DependencyUnavailable
-from core.models import Job, OutboxMessage
+from core.models import Job, OutboxMessage, User
 from core.outbox import Outgoing, outgoing
 
 T = TypeVar("T")
@@ -29,6 +29,7 @@ Publisher = Callable[["Database", list[Outgoing]], None]
 _WRITTEN = "bankq.outbox.written"
 _JOB_EVENTS = "bankq.job_events.written"
 _QUEUED = "bankq.inserts.queued"
+_USERS_CHANGED = "bankq.users.changed"
 _INSERTS: dict[tuple[Any, ...], list[tuple[Any, bool]]] = {}
 OUTBOX = cast(Table, OutboxMessage.__table__)
 
@@ -133,7 +134,20 @@ def job_events_written(session: Session) -> None:
     session.info[_JOB_EVENTS] = True
 
 
-def _note_job_changes(session: Session, _context: Any, _instances: Any) -> None:
+def _note_changes(session: Session, context: Any, instances: Any) -> None:
+    _note_user_changes(session)
+    _note_job_changes(session)
+
+
+def _note_user_changes(session: Session) -> None:
+    """The users this flush changes: once the transaction ends, this process's copies of them are dropped
+    (core.local_users), so a request here never sees a user as they were before its own process changed them."""
+    changed = [obj.id for obj in (*session.dirty, *session.deleted) if isinstance(obj, User)]
+    if changed:
+        session.info.setdefault(_USERS_CHANGED, set()).update(changed)
+
+
+def _note_job_changes(session: Session) -> None:
     if session.info.get(_JOB_EVENTS):
         return
     for obj in session.new:
@@ -200,11 +214,14 @@ class Database:
         # SQLite serialises writers with BEGIN IMMEDIATE, and its round trips cost nothing).
         self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT") if self.is_postgres else None
         self._single = sessionmaker(self._autocommit or self.engine, expire_on_commit=False)
-        event.listen(self._sessions, "before_flush", _note_job_changes)
+        event.listen(self._sessions, "before_flush", _note_changes)
         self._by_key: dict[type, Any] = {}
         self.publisher: Publisher | None = None
         # Rung after a commit that wrote job events (a Doorbell's ring); None: readers of job_events poll.
         self.waker: Callable[[], None] | None = None
+        # Told, after a transaction ends, the ids of the users it changed through the ORM (every change to users
+        # is made that way): the process's copy of users drops them (core.local_users).
+        self.users_changed: Callable[[set[str]], None] | None = None
 
     @property
     def is_postgres(self) -> bool:
@@ -226,7 +243,10 @@ class Database:
             written = _committed_messages(session)
             events = session.info.pop(_JOB_EVENTS, False)
         finally:
+            changed_users = session.info.pop(_USERS_CHANGED, None)
             session.close()
+            if changed_users and self.users_changed is not None:
+                self.users_changed(changed_users)  # committed or not: a copy dropped costs one read again
         if written:
             self._publish(written)
         if events and self.waker is not None:
@@ -281,14 +301,19 @@ class Database:
 
     def get(self, model: type[T], key: Any) -> T | None:
         """One row by primary key, in one statement, as a detached instance with every column loaded. Built from a
-        Core row rather than through a Session: every authenticated request looks its user up this way."""
+        Core row rather than through a Session."""
+        row = self.row(model, key)
+        return None if row is None else detached(model, row)
+
+    def row(self, model: type, key: Any) -> Row[Any] | None:
+        """The Core row of `columns_of(model)` with this primary key (what `detached` makes an instance of)."""
         query = self._by_key.get(model)
         if query is None:
-            [column] = inspect(model).primary_key
+            mapper: Any = inspect(model)
+            [column] = mapper.primary_key
             query = self._by_key[model] = select(*columns_of(model)).where(column == bindparam("key"))
         with self.statement() as conn:
-            row = conn.execute(query, {"key": key}).first()
-        return None if row is None else detached(model, row)
+            return conn.execute(query, {"key": key}).first()
 
     def ping(self) -> None:
         with self.engine.connect() as conn:

@@ -69,6 +69,9 @@ class User(Base):
     monthly_statements: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
+    # The transaction that last wrote the row, set by a trigger on PostgreSQL: API processes drop their copy of a
+    # user who changed (core.local_users). Never set by the application.
+    changed_xid: Mapped[int | None] = mapped_column(BigInteger, index=True)
     __table_args__ = (
         CheckConstraint("role IN ('customer', 'teller', 'admin')", name="role"),
         CheckConstraint("kyc_status IN ('unverified', 'pending', 'verified', 'rejected')", name="kyc_status"),

@@ -18,6 +18,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from core.clock import as_utc, utcnow
 from core.db import Database
+from core.kept_current import Refresher
 from core.models import RevokedToken
 
 log = logging.getLogger(__name__)
@@ -139,14 +140,11 @@ class LocalRevocations:
         max_age_seconds: float = LOCAL_MAX_AGE_SECONDS,
     ) -> None:
         self.store, self.durable = store, durable
-        self._refresh, self._max_age = refresh_seconds, max_age_seconds
         self._lock = threading.Lock()
         self._revoked: dict[str, datetime] = {}
-        self._read_at = -1.0e9  # monotonic time a successful refresh started
         self._since: datetime | None = None
         self._full_at = -1.0e9
-        self._thread: threading.Thread | None = None
-        self._failing = False
+        self.refresher = Refresher("revocations", self.refresh, every=refresh_seconds, max_age=max_age_seconds)
 
     def revoke(self, jti: str, expires_at: datetime) -> None:
         self.store.revoke(jti, expires_at)
@@ -154,32 +152,9 @@ class LocalRevocations:
             self._revoked[jti] = expires_at
 
     def is_revoked(self, jti: str) -> bool:
-        if self._thread is None:
-            self._start()
-        if time.monotonic() - self._read_at <= self._max_age:
+        if self.refresher.fresh():
             return jti in self._revoked
         return self.store.is_revoked(jti)
-
-    def _start(self) -> None:
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="bankq-revocations", daemon=True)
-                self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            started = time.monotonic()
-            try:
-                self.refresh()
-                self._read_at = started
-                if self._failing:
-                    self._failing = False
-                    log.warning("revocations: the local copy is current again")
-            except Exception as exc:  # the database is away: checks ask the store meanwhile
-                if not self._failing:
-                    self._failing = True
-                    log.warning("revocations: cannot refresh the local copy (%s); checks ask the store", exc)
-            time.sleep(max(0.0, self._refresh - (time.monotonic() - started)))
 
     def refresh(self) -> None:
         since = self._since
