@@ -7,6 +7,7 @@ from typing import Any
 
 import flask
 import flask_smorest
+import marshmallow as ma
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 
@@ -25,3 +26,11 @@ class BankqParser(FlaskParser):
 
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = BankqParser()
+
+    def arguments(self, schema: Any, *args: Any, **kwargs: Any) -> Any:
+        """As flask-smorest's, with a schema class made into one instance here: webargs would otherwise build a
+        new instance of it (deep-copying every field) on every request, 3% of an accepted transfer's CPU. Loading
+        with a schema keeps no state on it, so requests in several threads share the instance."""
+        if isinstance(schema, type) and issubclass(schema, ma.Schema):
+            schema = schema()
+        return super().arguments(schema, *args, **kwargs)
