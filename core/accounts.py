@@ -14,6 +14,7 @@ from core import audit
 from core.clock import isoformat
 from core.db import Database, columns_of, detached
 from core.errors import Forbidden, NotFound, ValidationFailed
+from core.idempotency import ReadAlongside, read_alongside
 from core.models import Account, Entry, User
 from core.money import CURRENCIES, check_currency, format_minor
 from core.pagination import check_limit, decode_cursor, encode_cursor
@@ -147,20 +148,40 @@ _BY_IDS_OR_NUMBERS = {
 }
 
 
+def _asked(ids: Iterable[str | None], numbers: Iterable[str | None]) -> tuple[list[str], list[str]]:
+    """The ids and numbers worth asking for (the columns' lengths: a longer value matches nothing), sorted."""
+    return (sorted({a for a in ids if isinstance(a, str) and 0 < len(a) <= 36}),
+            sorted({n for n in numbers if isinstance(n, str) and 0 < len(n) <= 34}))
+
+
 def load_accounts(session: Session, ids: Iterable[str | None], numbers: Iterable[str | None]) -> dict[str, Account]:
     """The accounts with these ids or numbers, in one Core SELECT, keyed by id and by number (they never collide),
-    as detached instances for the checks to read: a request's accounts without the ORM's loading cost."""
-    ids = sorted({a for a in ids if isinstance(a, str) and 0 < len(a) <= 36})
-    numbers = sorted({n for n in numbers if isinstance(n, str) and 0 < len(n) <= 34})
+    as detached instances for the checks to read: a request's accounts without the ORM's loading cost. When the
+    accept read them already (`accounts_alongside`), those are used."""
+    ids, numbers = _asked(ids, numbers)
     if not ids and not numbers:
         return {}
+    read = read_alongside(session, _BY_IDS_OR_NUMBERS["postgresql"], {"ids": ids, "numbers": numbers})
+    if read is not None:
+        return _keyed(read)
     connection = session.connection()
     rows = connection.execute(_BY_IDS_OR_NUMBERS[connection.dialect.name], {"ids": ids, "numbers": numbers})
+    return _keyed(rows)
+
+
+def _keyed(rows: Iterable[Any]) -> dict[str, Account]:
     found: dict[str, Account] = {}
     for row in rows:
         account = detached(Account, row)
         found[account.id] = found[account.number] = account
     return found
+
+
+def accounts_alongside(ids: Iterable[str | None], numbers: Iterable[str | None]) -> ReadAlongside:
+    """load_accounts(session, ids, numbers), read by the accept in the statement that looks up its key (PostgreSQL;
+    elsewhere load_accounts reads them itself)."""
+    asked_ids, asked_numbers = _asked(ids, numbers)
+    return ReadAlongside(_BY_IDS_OR_NUMBERS["postgresql"], {"ids": asked_ids, "numbers": asked_numbers})
 
 
 def open_account(db: Database, user: User, currency: str, type_: str, owner_id: str | None = None) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, func, select, text
+from sqlalchemy import Select, Table, bindparam, delete, func, select, text, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -26,6 +26,41 @@ _LOCK_AND_LOOK_UP = (
     .select_from(text("(SELECT 1) AS one"))
     .outerjoin(KEYS, (KEYS.c.user_id == bindparam("user_id")) & (KEYS.c.key == bindparam("key")))
 )
+
+
+@dataclass(frozen=True)
+class ReadAlongside:
+    """A read that accepting the request makes anyway (a transfer's accounts), made on PostgreSQL in the statement
+    that locks and looks up the key: one round trip fewer per accept. `query` is a prebuilt Core select (the
+    combined statement is built once per query; its first column is never NULL), `params` its parameters (their
+    names apart from the look-up's: lock, user_id, key). While `create` runs, `read_alongside` gives its rows to
+    whoever asks for the same read; on SQLite it is not made here, and whoever needs it reads it as before."""
+
+    query: Select[Any]
+    params: dict[str, Any]
+
+
+def read_alongside(session: Session, query: Select[Any], params: dict[str, Any]) -> list[Any] | None:
+    """The rows of this read if the accept running in `session` made it with its key's look-up, else None."""
+    made = session.info.get(_ALONGSIDE)
+    if made is None or made[0].query is not query or made[0].params != params:
+        return None
+    return made[1]  # type: ignore[no-any-return]
+
+
+_ALONGSIDE = "bankq.accept.read_alongside"
+_WITH_ALONGSIDE: dict[Select[Any], tuple[Any, int]] = {}
+
+
+def _lock_look_up_and(query: Select[Any]) -> tuple[Any, int]:
+    """_LOCK_AND_LOOK_UP's one row, each of `query`'s rows beside it (or NULLs when it has none), and the number
+    of the look-up's columns."""
+    combined = _WITH_ALONGSIDE.get(query)
+    if combined is None:
+        looked_up, alongside = _LOCK_AND_LOOK_UP.subquery("looked_up"), query.subquery("alongside")
+        statement = select(looked_up, alongside).select_from(looked_up.outerjoin(alongside, true()))
+        combined = _WITH_ALONGSIDE[query] = (statement, len(looked_up.c))
+    return combined
 
 
 @dataclass
@@ -58,6 +93,7 @@ def accept(
     create: Callable[[Session], tuple[int, dict[str, Any], str | None]],
     ttl_seconds: int,
     session: Session | None = None,
+    alongside: ReadAlongside | None = None,
 ) -> Accepted:
     """Run `create` once per (user, key). `create` writes the job, its resource and its outbox row.
 
@@ -67,10 +103,10 @@ def accept(
     key = check_key(key)
     if session is not None:
         with session.begin_nested():
-            return _accept_in(db, session, user_id, key, request_fingerprint, create, ttl_seconds)
+            return _accept_in(db, session, user_id, key, request_fingerprint, create, ttl_seconds, alongside)
     for _ in range(3):
         try:
-            return _accept_once(db, user_id, key, request_fingerprint, create, ttl_seconds)
+            return _accept_once(db, user_id, key, request_fingerprint, create, ttl_seconds, alongside)
         except IntegrityError as exc:
             if "idempotency" not in str(exc.orig).lower():
                 raise
@@ -85,9 +121,10 @@ def _accept_once(
     fp: str,
     create: Callable[[Session], tuple[int, dict[str, Any], str | None]],
     ttl: int,
+    alongside: ReadAlongside | None,
 ) -> Accepted:
     with db.transaction() as s:
-        return _accept_in(db, s, user_id, key, fp, create, ttl)
+        return _accept_in(db, s, user_id, key, fp, create, ttl, alongside)
 
 
 def _accept_in(
@@ -98,40 +135,52 @@ def _accept_in(
     fp: str,
     create: Callable[[Session], tuple[int, dict[str, Any], str | None]],
     ttl: int,
+    alongside: ReadAlongside | None = None,
 ) -> Accepted:
     now = utcnow()
-    got, existing = _lock_and_look_up(db, s, user_id, key)
-    if not got:
-        raise Conflict(
-            "A request with this Idempotency-Key is still being accepted.",
-            code="idempotency_key_in_use",
-            headers={"Retry-After": "1"},
-        )
-    if existing is not None and as_utc(existing.expires_at) <= now:
-        s.execute(delete(KEYS).where(KEYS.c.user_id == user_id, KEYS.c.key == key))
-        existing = None
-    if existing is not None:
-        if existing.fingerprint != fp:
-            raise ValidationFailed(
-                "This Idempotency-Key was used with a different request.", code="idempotency_key_reused"
+    got, existing = _lock_and_look_up(db, s, user_id, key, alongside)
+    try:
+        if not got:
+            raise Conflict(
+                "A request with this Idempotency-Key is still being accepted.",
+                code="idempotency_key_in_use",
+                headers={"Retry-After": "1"},
             )
-        return Accepted(existing.response_status, existing.response_body, replayed=True)
-    status, body, job_id = create(s)
-    queue_insert(s, KEYS, {
-        "user_id": user_id, "key": key, "fingerprint": fp, "response_status": status, "response_body": body,
-        "job_id": job_id, "created_at": now, "expires_at": now + timedelta(seconds=ttl),
-    })
-    insert_queued(s)  # with whatever `create` queued: on PostgreSQL one statement
-    return Accepted(status, body, replayed=False)
+        if existing is not None and as_utc(existing.expires_at) <= now:
+            s.execute(delete(KEYS).where(KEYS.c.user_id == user_id, KEYS.c.key == key))
+            existing = None
+        if existing is not None:
+            if existing.fingerprint != fp:
+                raise ValidationFailed(
+                    "This Idempotency-Key was used with a different request.", code="idempotency_key_reused"
+                )
+            return Accepted(existing.response_status, existing.response_body, replayed=True)
+        status, body, job_id = create(s)
+        queue_insert(s, KEYS, {
+            "user_id": user_id, "key": key, "fingerprint": fp, "response_status": status, "response_body": body,
+            "job_id": job_id, "created_at": now, "expires_at": now + timedelta(seconds=ttl),
+        })
+        insert_queued(s)  # with whatever `create` queued: on PostgreSQL one statement
+        return Accepted(status, body, replayed=False)
+    finally:
+        s.info.pop(_ALONGSIDE, None)  # read for this accept only: never handed to a later reader of the session
 
 
-def _lock_and_look_up(db: Database, s: Session, user_id: str, key: str) -> tuple[bool, Any]:
+def _lock_and_look_up(
+    db: Database, s: Session, user_id: str, key: str, alongside: ReadAlongside | None = None
+) -> tuple[bool, Any]:
     """(whether this request may go on, the stored answer for the key or None), in one round trip. On PostgreSQL
     the key's advisory lock is taken in the same statement: a second request with the key while the first is
     being accepted is told so (409) rather than made to wait. SQLite serialises writers anyway."""
     if db.is_postgres:
         lookup = {"lock": f"idem:{user_id}:{key}", "user_id": user_id, "key": key}
-        row = s.connection().execute(_LOCK_AND_LOOK_UP, lookup).one()
+        if alongside is None:
+            row = s.connection().execute(_LOCK_AND_LOOK_UP, lookup).one()
+        else:
+            statement, width = _lock_look_up_and(alongside.query)
+            rows = s.connection().execute(statement, {**alongside.params, **lookup}).all()
+            row = rows[0]
+            s.info[_ALONGSIDE] = (alongside, [r[width:] for r in rows if r[width] is not None])  # NULLs: none found
         return bool(row.got), row if row.fingerprint is not None else None
     return True, s.connection().execute(_LOOK_UP, {"user_id": user_id, "key": key}).first()
 

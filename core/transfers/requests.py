@@ -10,7 +10,7 @@ from sqlalchemy import Table, inspect, select
 from sqlalchemy.orm import Session
 
 from core import audit, jobs
-from core.accounts import cash_account, load_accounts, visible_account, visible_among
+from core.accounts import accounts_alongside, cash_account, load_accounts, visible_account, visible_among
 from core.bank import Bank
 from core.clock import as_utc, isoformat, utcnow
 from core.db import queue_insert
@@ -177,6 +177,9 @@ def request_transfer(
         create=create,
         ttl_seconds=bank.settings.idempotency_ttl_seconds,
         session=session,
+        # check_transfer's load_accounts, read with the key's look-up
+        alongside=accounts_alongside([cmd.source_account_id, cmd.destination_account_id],
+                                     [cmd.destination_account_number]),
     )
 
 
