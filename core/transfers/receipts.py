@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,6 +23,9 @@ from core.models import Account, StandingOrderOccurrence, Transfer, User
 from core.money import format_minor
 from core.notifications import queue_notification
 
+TRANSFERS = cast(Table, Transfer.__table__)
+_LINE = (TRANSFERS.c.id, TRANSFERS.c.job_id, TRANSFERS.c.source_account_id, TRANSFERS.c.amount, TRANSFERS.c.currency,
+         TRANSFERS.c.status, TRANSFERS.c.failure_code, TRANSFERS.c.created_at)
 NAMESPACE = uuid.UUID("0b6f1c8e-2a57-4d0e-9b43-7f5e1d9a6c21")
 BATCH = 500
 
@@ -44,32 +47,32 @@ def send_receipts(bank: Bank, *, limit: int = BATCH) -> int:
 
 
 def _sweep(s: Session, limit: int) -> tuple[int, int]:
-    pending = list(
-        s.scalars(
-            select(Transfer)
-            .where(Transfer.receipt_at.is_(None), Transfer.status.in_(("posted", "failed")),
-                   Transfer.kind == "transfer")
-            .order_by(Transfer.created_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-    )
-    by_standing_order = set(
-        s.scalars(select(StandingOrderOccurrence.job_id).where(
-            StandingOrderOccurrence.job_id.in_([t.job_id for t in pending])))
-    )
+    """Mark up to `limit` transfers receipted and queue their emails: one UPDATE ... RETURNING claims them (rows a
+    concurrent sweep holds are skipped), then their senders and standing orders are read in bulk."""
     now = utcnow()
-    by_owner: dict[str, list[Transfer]] = defaultdict(list)
-    sources = {a.id: a for a in s.scalars(select(Account).where(
+    due = (select(TRANSFERS.c.id)
+           .where(TRANSFERS.c.receipt_at.is_(None), TRANSFERS.c.status.in_(("posted", "failed")),
+                  TRANSFERS.c.kind == "transfer")
+           .order_by(TRANSFERS.c.created_at)
+           .limit(limit)
+           .with_for_update(skip_locked=True))
+    claimed = s.execute(update(TRANSFERS).where(TRANSFERS.c.id.in_(due)).values(receipt_at=now).returning(*_LINE))
+    pending = sorted(claimed, key=lambda t: (t.created_at, t.id))
+    if not pending:
+        return 0, 0
+    by_standing_order = set(s.scalars(select(StandingOrderOccurrence.job_id).where(
+        StandingOrderOccurrence.job_id.in_({t.job_id for t in pending}))))
+    owner_of = {account_id: owner_id for account_id, owner_id in s.execute(select(Account.id, Account.owner_id).where(
         Account.id.in_({t.source_account_id for t in pending})))}
+    by_owner: dict[str, list[Any]] = defaultdict(list)
     for t in pending:
-        t.receipt_at = now
-        source = sources.get(t.source_account_id)
-        if t.job_id not in by_standing_order and source is not None and source.owner_id:
-            by_owner[source.owner_id].append(t)
+        owner_id = owner_of.get(t.source_account_id)
+        if t.job_id not in by_standing_order and owner_id:
+            by_owner[owner_id].append(t)
+    owners = {u.id: u for u in s.scalars(select(User).where(User.id.in_(by_owner)))} if by_owner else {}
     emails = 0
     for owner_id, transfers in by_owner.items():
-        owner = s.get(User, owner_id)
+        owner = owners.get(owner_id)
         if owner is None:
             continue
         context: dict[str, Any]
@@ -88,6 +91,7 @@ def _sweep(s: Session, limit: int) -> tuple[int, int]:
     return len(pending), emails
 
 
-def _line(t: Transfer) -> dict[str, str | None]:
+def _line(t: Any) -> dict[str, str | None]:
+    """A transfer's line in its receipt (`t`: a claimed row of _LINE)."""
     return {"amount": format_minor(t.amount, t.currency), "currency": t.currency, "transfer_id": t.id,
             "status": t.status, "failure_code": t.failure_code}

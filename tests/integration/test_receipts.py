@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import threading
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from core.models import Notification
+from core.bank import Bank
+from core.models import Notification, Transfer
 from core.notifications.templates import render_email
+from core.settings import Settings
+from core.setup import prepare
 from core.transfers import TransferRequest, post_transfer_jobs, request_transfer
 from core.transfers.receipts import send_receipts
 from tests.support import make_user, open_account
@@ -81,3 +84,26 @@ def test_a_transfer_that_ends_alone_gets_its_own_receipt_and_each_customer_gets_
     assert [n.template for n in by_user[alice.id]] == ["transfer_posted", "transfer_posted"]
     (bobs,) = by_user[bob.id]
     assert bobs.template == "transfer_receipts" and len({t["transfer_id"] for t in bobs.context["transfers"]}) == 30
+
+
+def test_the_sweep_on_the_embedded_sqlite_database(tmp_path) -> None:
+    """One UPDATE ... RETURNING claims the transfers there too (SQLite 3.35+), in the order they were made."""
+    embedded = Bank(Settings.from_env({"BANKQ_DATA_DIR": str(tmp_path), "BANKQ_SECRET_KEY": "k" * 64}))
+    prepare(embedded)
+    try:
+        alice, bob = make_user(embedded), make_user(embedded)
+        source, destination = open_account(embedded, alice, "EUR", 10_00), open_account(embedded, bob, "EUR")
+        jobs = [_transfer(embedded, alice, source, destination, amount, key)
+                for key, amount in (("a", "1.00"), ("b", "2.00"), ("c", "3.00"))]
+        assert send_receipts(embedded, limit=2) == 2  # two sweeps of two and one: one email each
+        assert send_receipts(embedded) == 0
+        with embedded.db.transaction() as s:
+            notes = list(s.scalars(select(Notification).where(Notification.template.like("transfer_%"))
+                                   .order_by(Notification.created_at)))
+            unreceipted = s.scalar(select(func.count()).select_from(Transfer).where(Transfer.receipt_at.is_(None),
+                                                                                   Transfer.kind == "transfer"))
+        assert [n.template for n in notes] == ["transfer_receipts", "transfer_posted"] and unreceipted == 0
+        assert [line["amount"] for line in notes[0].context["transfers"]] == ["1.00", "2.00"]
+        assert notes[1].context["amount"] == "3.00" and len(jobs) == 3
+    finally:
+        embedded.db.dispose()
