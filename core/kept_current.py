@@ -18,8 +18,9 @@ class Refresher:
     database slow or down, the thread stuck) callers ask the database instead. Failures and recovery are logged
     once each, not at every attempt."""
 
-    def __init__(self, name: str, refresh: Callable[[], None], *, every: float, max_age: float) -> None:
-        self.name, self._refresh = name, refresh
+    def __init__(self, name: str, refresh: Callable[[], None], *, every: float, max_age: float,
+                 asked_instead: str = "the database") -> None:
+        self.name, self._refresh, self.asked_instead = name, refresh, asked_instead
         self.every, self.max_age = every, max_age
         self._read_at = -1.0e9  # monotonic time the last successful refresh started
         self._thread: threading.Thread | None = None
@@ -51,7 +52,8 @@ class Refresher:
         except Exception as exc:  # the database is away: callers ask it directly meanwhile
             if not self._failing:
                 self._failing = True
-                log.warning("%s: cannot refresh the local copy (%s); checks ask the database", self.name, exc)
+                log.warning("%s: cannot refresh the local copy (%s); checks ask %s meanwhile", self.name, exc,
+                            self.asked_instead)
             return False
         self._read_at = started
         if self._failing:

@@ -144,7 +144,8 @@ class LocalRevocations:
         self._revoked: dict[str, datetime] = {}
         self._since: datetime | None = None
         self._full_at = -1.0e9
-        self.refresher = Refresher("revocations", self.refresh, every=refresh_seconds, max_age=max_age_seconds)
+        self.refresher = Refresher("revocations", self.refresh, every=refresh_seconds, max_age=max_age_seconds,
+                                   asked_instead="the store (Redis, else the database)")
 
     def revoke(self, jti: str, expires_at: datetime) -> None:
         self.store.revoke(jti, expires_at)
