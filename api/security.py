@@ -67,9 +67,14 @@ def user_of_token(b: Bank, payload: dict[str, Any], user: User | None = None) ->
     token's user as the caller has just looked it up (open streams share look-ups), instead of reading it here."""
     if user is None:
         user = b.users.get(payload["sub"])
-    if user is None or user.id != payload["sub"] or user.status != "active" or payload.get("tv") != user.token_version:
-        return None
-    return user
+        if not _grants(user, payload):  # refused on the process's copy: confirm against the database first
+            user = b.users.get(payload["sub"], fresh=True)
+    return user if _grants(user, payload) else None
+
+
+def _grants(user: User | None, payload: dict[str, Any]) -> bool:
+    return (user is not None and user.id == payload["sub"] and user.status == "active"
+            and payload.get("tv") == user.token_version)
 
 
 def current_user() -> User:
@@ -107,10 +112,19 @@ def revoke_current_tokens() -> None:
         store.revoke(claims["rjti"], refresh_expiry)
 
 
+def _role(user: User, allowed: tuple[str, ...]) -> str:
+    """The user's role; one the guard would refuse is confirmed against the database (a promotion a moment ago on
+    another process may not be in this process's copy yet)."""
+    if user.role in allowed:
+        return user.role
+    confirmed = bank().users.get(user.id, fresh=True)
+    return confirmed.role if confirmed is not None else user.role
+
+
 def staff_required(fn: Callable[..., Any]) -> Callable[..., Any]:
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if current_user().role not in STAFF:
+        if _role(current_user(), STAFF) not in STAFF:
             raise Forbidden("Staff only.", code="forbidden")
         return fn(*args, **kwargs)
 
@@ -120,7 +134,7 @@ def staff_required(fn: Callable[..., Any]) -> Callable[..., Any]:
 def admin_required(fn: Callable[..., Any]) -> Callable[..., Any]:
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if current_user().role != "admin":
+        if _role(current_user(), ("admin",)) != "admin":
             raise Forbidden("Administrators only.", code="forbidden")
         return fn(*args, **kwargs)
 

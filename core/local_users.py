@@ -16,7 +16,10 @@ remove it: drops are numbered, a request notes the number before its own read, a
 refresh. While the thread's last successful read started more than MAX_AGE_SECONDS ago (the database slow or down,
 the thread stuck), every request reads its user from the database, as it did without the copy. So a suspended user,
 or a password change that logs a user out everywhere, takes effect on every API process within a second, as a
-revoked token does (core.revocation).
+revoked token does (core.revocation). A refusal is never made on the copy alone: a caller about to refuse a user
+on what the copy says (the token's user suspended or logged out, an identity not verified) reads them again first,
+so a change that lets a user in (a verification or a password change a moment ago on another process) is never
+refused for want of a refresh.
 
 On SQLite (the embedded default) the database is a local file, so `StoredUsers` reads it on every request."""
 
@@ -48,7 +51,7 @@ _CHANGED_SINCE = text(
 
 
 class Users(Protocol):
-    def get(self, user_id: str) -> User | None: ...
+    def get(self, user_id: str, *, fresh: bool = False) -> User | None: ...
     def forget(self, user_ids: set[str]) -> None: ...
 
 
@@ -58,7 +61,7 @@ class StoredUsers:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def get(self, user_id: str) -> User | None:
+    def get(self, user_id: str, *, fresh: bool = False) -> User | None:
         return self.db.get(User, user_id)
 
     def forget(self, user_ids: set[str]) -> None:
@@ -83,11 +86,14 @@ class LocalUsers:
         self._acted_on: dict[str, int] = {}
         self.refresher = Refresher("users", self.refresh, every=refresh_seconds, max_age=max_age_seconds)
 
-    def get(self, user_id: str) -> User | None:
+    def get(self, user_id: str, *, fresh: bool = False) -> User | None:
+        """The user as the copy has them, or read now: when the copy is not trusted, or with `fresh` (a caller about
+        to refuse the user on what the copy says confirms it first: the copy may not have the change yet that
+        would let them in, such as an identity verified or a password changed a moment ago by another process)."""
         if not self.refresher.fresh():
             self.reads += 1
             return self.db.get(User, user_id)
-        row = self._rows.get(user_id)
+        row = None if fresh else self._rows.get(user_id)
         if row is None:
             number = self._drops
             row = self.db.row(User, user_id)

@@ -74,7 +74,10 @@ def apply_for_loan(bank: Bank, user: User, cmd: LoanApplication) -> dict[str, An
     if user.role != "customer":
         raise Forbidden("Only customers apply for loans.", code="forbidden")
     if bank.settings.require_kyc and user.kyc_status != "verified":
-        raise Forbidden("Your identity must be verified before you borrow.", code="kyc_required")
+        # `user` may come from the process's copy of users, a moment behind (core.local_users): confirm first.
+        current = bank.users.get(user.id, fresh=True)
+        if current is None or current.kyc_status != "verified":
+            raise Forbidden("Your identity must be verified before you borrow.", code="kyc_required")
     with bank.db.transaction() as s:
         product = s.get(LoanProduct, cmd.product_id) if len(cmd.product_id) <= 36 else None
         if product is None:

@@ -99,12 +99,22 @@ def check_usable(account: Account, side: str) -> None:
 
 
 def _check_sender(bank: Bank, s: Session, source: Account, caller: User) -> None:
-    # The caller was loaded for this request (and found active) a moment ago: no need to read it again.
+    # The caller was loaded for this request (and found active) a moment ago: no need to read it again, unless
+    # they would be refused on it (it may come from the process's copy of users, a moment behind: core.local_users).
     owner = caller if source.owner_id == caller.id else s.get(User, source.owner_id) if source.owner_id else None
+    if owner is caller and _refusal_of_sender(bank, owner) is not None:
+        owner = s.get(User, caller.id)
+    refusal = _refusal_of_sender(bank, owner)
+    if refusal is not None:
+        raise refusal
+
+
+def _refusal_of_sender(bank: Bank, owner: User | None) -> Forbidden | None:
     if owner is None or owner.status != "active":
-        raise Forbidden("The account holder may not move money.", code="customer_not_active")
+        return Forbidden("The account holder may not move money.", code="customer_not_active")
     if bank.settings.require_kyc and owner.kyc_status != "verified":
-        raise Forbidden("The account holder's identity must be verified before sending money.", code="kyc_required")
+        return Forbidden("The account holder's identity must be verified before sending money.", code="kyc_required")
+    return None
 
 
 def check_transfer(

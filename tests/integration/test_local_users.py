@@ -153,13 +153,14 @@ def test_a_copy_that_cannot_refresh_is_not_trusted(bank: Bank) -> None:
 def test_the_api_answers_a_token_from_the_copy_and_refuses_it_once_its_user_is_suspended(
     bank: Bank, client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The process's copy, except that it is trusted however long its thread takes to read (on a loaded machine it
-    # can miss 0.75 s and rightly ask the database): what is counted here is that a fresh copy is asked, not read.
-    users = _copy(bank, max_age_seconds=60)
+    # The process's copy, refreshed when the test says (so no refresh lands in the middle of the count) and trusted
+    # however long the machine takes: what is counted is that requests are answered from it, not read.
+    users = _copy(bank, refresh_seconds=3600, max_age_seconds=3600)
     monkeypatch.setattr(bank, "users", users)
     monkeypatch.setattr(bank.db, "users_changed", users.forget)
     customer = make_user(bank)
     headers = support.auth_headers(client, customer)
+    assert users.refresher.run_once()  # whatever the log-in changed has been seen
     assert client.get("/api/v1/auth/me", headers=headers).status_code == 200  # read, and kept
     reads = users.reads
     for _ in range(20):
@@ -167,7 +168,8 @@ def test_the_api_answers_a_token_from_the_copy_and_refuses_it_once_its_user_is_s
     assert users.reads == reads
     with _elsewhere(bank) as conn:
         conn.execute("UPDATE users SET status = 'suspended' WHERE id = %s", (customer.id,))
-    _wait(lambda: client.get("/api/v1/auth/me", headers=headers).status_code == 401, "the suspension")
+    assert users.refresher.run_once()  # the thread's next read (within 0.25 s; until then the copy may still admit)
+    assert client.get("/api/v1/auth/me", headers=headers).status_code == 401
 
 
 def test_on_sqlite_every_look_up_reads_the_file(tmp_path) -> None:
@@ -180,3 +182,52 @@ def test_on_sqlite_every_look_up_reads_the_file(tmp_path) -> None:
         assert isinstance(found, User) and found.username == user.username and found.changed_xid is None
     finally:
         embedded.db.dispose()
+
+
+@pytest.fixture
+def copy_behind(bank: Bank, monkeypatch: pytest.MonkeyPatch) -> LocalUsers:
+    """The API's copy of users, trusted but never refreshed, and blind to this process's own writes: what another
+    API process sees in the moment after a change made elsewhere."""
+    users = _copy(bank, refresh_seconds=3600, max_age_seconds=3600)
+    monkeypatch.setattr(bank, "users", users)
+    monkeypatch.setattr(bank.db, "users_changed", None)
+    return users
+
+
+def test_an_identity_verified_a_moment_ago_elsewhere_may_send_money_at_once(bank: Bank, client, copy_behind) -> None:
+    customer = make_user(bank, kyc="unverified")
+    source = support.open_account(bank, customer, "EUR", 10_00)
+    destination = support.open_account(bank, make_user(bank))
+    headers = support.auth_headers(client, customer)
+    assert client.get("/api/v1/auth/me", headers=headers).get_json()["kyc_status"] == "unverified"  # in the copy
+    body = {"source_account_id": source, "destination_account_id": destination, "amount": "1.00", "currency": "EUR"}
+    refused = client.post("/api/v1/transfers", json=body, headers={**headers, "Idempotency-Key": "before"})
+    assert (refused.status_code, refused.get_json()["code"]) == (403, "kyc_required")
+    with _elsewhere(bank) as conn:
+        conn.execute("UPDATE users SET kyc_status = 'verified' WHERE id = %s", (customer.id,))
+    accepted = client.post("/api/v1/transfers", json=body, headers={**headers, "Idempotency-Key": "after"})
+    assert accepted.status_code == 202, accepted.get_json()
+
+
+def test_a_token_issued_after_a_password_change_elsewhere_works_at_once_and_the_old_one_does_not(
+    bank: Bank, client, copy_behind
+) -> None:
+    customer = make_user(bank)
+    old = support.auth_headers(client, customer)
+    assert client.get("/api/v1/auth/me", headers=old).status_code == 200  # the user is in the copy, version 0
+    with _elsewhere(bank) as conn:
+        conn.execute("UPDATE users SET token_version = token_version + 1 WHERE id = %s", (customer.id,))
+    new = support.auth_headers(client, customer)  # issued with version 1
+    assert client.get("/api/v1/auth/me", headers=new).status_code == 200
+    assert client.get("/api/v1/auth/me", headers=old).status_code == 401
+
+
+def test_a_customer_promoted_a_moment_ago_elsewhere_passes_the_staff_guard_at_once(
+    bank: Bank, client, copy_behind
+) -> None:
+    promoted = make_user(bank)
+    headers = support.auth_headers(client, promoted)
+    assert client.get("/api/v1/customers", headers=headers).status_code == 403  # a customer, in the copy
+    with _elsewhere(bank) as conn:
+        conn.execute("UPDATE users SET role = 'teller' WHERE id = %s", (promoted.id,))
+    assert client.get("/api/v1/customers", headers=headers).status_code == 200
