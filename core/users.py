@@ -57,9 +57,12 @@ def user_view(user: User) -> dict[str, Any]:
 
 
 def me(db: Database, settings: Settings, user: User) -> dict[str, Any]:
-    """The caller as GET /auth/me shows them: the user and, for a customer, their transfer limits."""
+    """The caller as GET /auth/me shows them: the user and, for a customer, their transfer limits. Read again here:
+    the request's user may come from the process's copy of users, a moment behind a change made elsewhere (a
+    profile edited or an identity verified through another API process)."""
     with db.transaction() as s:
-        return {**user_view(user), "limits": limits_of(s, settings, user)}
+        current = s.get(User, user.id) or user
+        return {**user_view(current), "limits": limits_of(s, settings, current)}
 
 
 def is_staff(user: User) -> bool:

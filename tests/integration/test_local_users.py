@@ -231,3 +231,14 @@ def test_a_customer_promoted_a_moment_ago_elsewhere_passes_the_staff_guard_at_on
     with _elsewhere(bank) as conn:
         conn.execute("UPDATE users SET role = 'teller' WHERE id = %s", (promoted.id,))
     assert client.get("/api/v1/customers", headers=headers).status_code == 200
+
+
+def test_the_callers_own_profile_is_shown_as_stored_even_before_the_copy_refreshes(
+    bank: Bank, client, copy_behind
+) -> None:
+    customer = make_user(bank, full_name="Before Edit")
+    headers = support.auth_headers(client, customer)
+    assert client.get("/api/v1/auth/me", headers=headers).get_json()["full_name"] == "Before Edit"
+    with _elsewhere(bank) as conn:
+        conn.execute("UPDATE users SET full_name = 'After Edit' WHERE id = %s", (customer.id,))
+    assert client.get("/api/v1/auth/me", headers=headers).get_json()["full_name"] == "After Edit"
