@@ -165,11 +165,11 @@ class WakeupHub:
             try:
                 pubsub.subscribe(CHANNEL)
                 pubsub.get_message(timeout=1.0)  # the subscription's confirmation: now we hear every publish
-                self.listening.set()
+                self.wake_all()  # whatever was published while we were away: readers re-read
+                self.listening.set()  # after the catch-up wake-up: whoever waits for this sees only later ones
                 if warned:
                     log.info("event listener: subscribed again on %s", CHANNEL)
                 backoff, warned = 0.5, False
-                self.wake_all()  # whatever was published while we were away: readers re-read
                 while not self.closed:
                     if pubsub.get_message(timeout=1.0) is not None:
                         self.wake_all()
