@@ -100,6 +100,25 @@ _CLAIM = (update(_DELIVERIES).where(_DELIVERIES.c.id.in_(_PICKED.scalar_subquery
           .returning(_DELIVERIES.c.id))
 
 
+# An attempt: its claim taken (the token must still be the one the message carries), what it is sent to, and then,
+# under the endpoint's lock, the attempt recorded and the delivery moved on. Prebuilt like the claim.
+_WEBHOOKS = cast(Table, Webhook.__table__)
+_TAKE = (update(_DELIVERIES)
+         .where(_DELIVERIES.c.id == bindparam("delivery"), _DELIVERIES.c.status == "sending",
+                _DELIVERIES.c.claim == bindparam("claimed_as"))
+         .values(claim=None, lease_until=bindparam("lease_ends"))
+         .returning(_DELIVERIES.c.webhook_id, _DELIVERIES.c.attempts, _DELIVERIES.c.max_attempts,
+                    _DELIVERIES.c.message_id, _DELIVERIES.c.payload))
+_HOOK_TO_SEND = select(_WEBHOOKS.c.status, _WEBHOOKS.c.url, _WEBHOOKS.c.secret, _WEBHOOKS.c.previous_secret,
+                       _WEBHOOKS.c.previous_secret_until).where(_WEBHOOKS.c.id == bindparam("of_webhook"))
+_LOCK_HOOK = (select(_WEBHOOKS.c.status, _WEBHOOKS.c.failing_since)
+              .where(_WEBHOOKS.c.id == bindparam("of_webhook")).with_for_update())
+_ATTEMPT = insert(cast(Table, WebhookAttempt.__table__))
+_AFTER_ATTEMPT = (update(_DELIVERIES).where(_DELIVERIES.c.id == bindparam("delivery"))
+                  .values(status=bindparam("new_status"), attempts=bindparam("attempt_number"),
+                          next_attempt_at=bindparam("next_at"), lease_until=None, updated_at=bindparam("at")))
+
+
 def _claim_for(s: Session, webhook_id: str, now: Any) -> list[Claim]:
     """Claim the due deliveries an endpoint has room for. The caller holds the endpoint's row lock, so the count
     of those in flight cannot change under it."""
@@ -120,19 +139,12 @@ def send_delivery(bank: Bank, delivery_id: str, token: str) -> Outcome:
     now = utcnow()
     keys: list[str] = []
     with bank.db.transaction() as s:
-        row = s.execute(
-            update(WebhookDelivery)
-            .where(WebhookDelivery.id == delivery_id, WebhookDelivery.status == "sending",
-                   WebhookDelivery.claim == token)
-            .values(claim=None, lease_until=now + LEASE)
-            .returning(WebhookDelivery.webhook_id, WebhookDelivery.attempts, WebhookDelivery.max_attempts,
-                       WebhookDelivery.message_id, WebhookDelivery.payload)
-            .execution_options(synchronize_session=False)).one_or_none()
+        conn = s.connection()
+        row = conn.execute(_TAKE, {"delivery": delivery_id, "claimed_as": token, "lease_ends": now + LEASE}).first()
         if row is None:
             return Outcome("stale")
         taken = _Taken(row.webhook_id, row.attempts + 1, row.max_attempts, row.message_id, row.payload)
-        hook = s.execute(select(Webhook.status, Webhook.url, Webhook.secret, Webhook.previous_secret,
-                                Webhook.previous_secret_until).where(Webhook.id == taken.webhook_id)).one_or_none()
+        hook = conn.execute(_HOOK_TO_SEND, {"of_webhook": taken.webhook_id}).first()
         if hook is None or hook.status != "active":
             s.execute(update(WebhookDelivery).where(WebhookDelivery.id == delivery_id)
                       .values(status="failed", next_attempt_at=None, updated_at=now)
@@ -163,12 +175,12 @@ def _record(bank: Bank, delivery_id: str, taken: _Taken, answer: transport.Answe
     transaction under the endpoint's row lock."""
     now = utcnow()
     with bank.db.transaction() as s:
-        hook = s.execute(select(Webhook.status, Webhook.failing_since).where(Webhook.id == taken.webhook_id)
-                         .with_for_update()).one()
-        s.execute(insert(WebhookAttempt).values(
-            delivery_id=delivery_id, webhook_id=taken.webhook_id, attempt=taken.attempt,
-            status_code=answer.status_code, error=answer.error, succeeded=answer.succeeded,
-            duration_ms=answer.duration_ms, at=now))
+        conn = s.connection()
+        hook = conn.execute(_LOCK_HOOK, {"of_webhook": taken.webhook_id}).one()
+        conn.execute(_ATTEMPT, {
+            "delivery_id": delivery_id, "webhook_id": taken.webhook_id, "attempt": taken.attempt,
+            "status_code": answer.status_code, "error": answer.error, "succeeded": answer.succeeded,
+            "duration_ms": answer.duration_ms, "at": now})
         if answer.succeeded:
             outcome, status, next_at = Outcome("succeeded", answer, taken.webhook_id), "succeeded", None
             if hook.failing_since is not None:
@@ -182,10 +194,8 @@ def _record(bank: Bank, delivery_id: str, taken: _Taken, answer: transport.Answe
                 next_at = now + timedelta(seconds=RETRY_DELAYS[min(taken.attempt, MAX_ATTEMPTS - 1)])
             else:
                 outcome, status, next_at = Outcome("failed", answer, taken.webhook_id), "failed", None
-        s.execute(update(WebhookDelivery).where(WebhookDelivery.id == delivery_id)
-                  .values(status=status, attempts=taken.attempt, next_attempt_at=next_at, lease_until=None,
-                          updated_at=now)
-                  .execution_options(synchronize_session=False))
+        s.connection().execute(_AFTER_ATTEMPT, {"delivery": delivery_id, "new_status": status,
+                                                "attempt_number": taken.attempt, "next_at": next_at, "at": now})
         if active:
             outcome.claims = _claim_for(s, taken.webhook_id, now)
         return outcome
