@@ -102,6 +102,28 @@ def test_a_large_transfer_is_confirmed_with_the_emailed_code(bankq: Bankq, new_c
     assert bankq.client.balance(bob["token"], bob["account"]["id"]) == "1200.00"
 
 
+def test_a_confirmation_code_being_typed_survives_the_status_polls(bankq: Bankq, new_context) -> None:
+    """Without the event stream the page polls every 2 s; a poll that finds the job still waiting for its code
+    must not put an empty form in place of the one the customer is filling in."""
+    alice, bob = bankq.customer(funds="2000.00"), bankq.customer("Bob Okafor")
+    page = signed_in(new_context(), alice["username"]).new_page()
+    page.route("**/jobs/*/events", lambda route: route.abort())  # no event stream: the page must poll
+    page.goto("/transfers/new")
+    page.get_by_label("Account number").fill(bob["account"]["number"])
+    page.get_by_label("Amount").fill("1500.00")
+    page.get_by_role("button", name="Send").click()
+    page.wait_for_url(JOB_URL)
+    status(page, "awaiting_confirmation", bankq)
+    code = bankq.code_from_mail(alice["email"], "transfer_confirmation")
+    with page.expect_response(lambda r: "/status" in r.url, timeout=10_000):  # a poll comes while it is filled in
+        page.get_by_label("Confirmation code").fill(code)
+    page.wait_for_timeout(300)  # past the swap the poll would have made
+    assert page.get_by_label("Confirmation code").input_value() == code
+    page.get_by_role("button", name="Confirm transfer").click()
+    assert "Succeeded" in status(page, "succeeded", bankq).inner_text()
+    assert bankq.client.balance(bob["token"], bob["account"]["id"]) == "1500.00"
+
+
 def test_a_double_submitted_transfer_form_posts_once_and_polling_takes_over_without_the_stream(
     bankq: Bankq, new_context
 ) -> None:

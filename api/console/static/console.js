@@ -34,6 +34,36 @@
     });
   });
 
+  // A status update that says what the card already says is not swapped in while the customer is typing in it
+  // (the confirmation code of a large transfer): a poll every 2 s, or an event replayed when the stream connects,
+  // would otherwise put an empty form in place of the one being filled in.
+  function statusOf(html) {
+    var holder = document.createElement("template");
+    holder.innerHTML = html;
+    var card = holder.content.querySelector("[data-status]");
+    return card ? card.getAttribute("data-status") : null;
+  }
+  function beingFilledIn(target) {
+    var fields = target.querySelectorAll("input:not([type=hidden]), textarea");
+    for (var i = 0; i < fields.length; i++) {
+      if (fields[i].value !== "" || fields[i] === document.activeElement) return true;
+    }
+    return false;
+  }
+  function keepsInput(target, html) {
+    var card = target.querySelector("[data-status]");
+    return card !== null && statusOf(html) === card.getAttribute("data-status") && beingFilledIn(target);
+  }
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    if (event.detail.target && event.detail.target.id === "job-status" &&
+        keepsInput(event.detail.target, event.detail.serverResponse)) {
+      event.detail.shouldSwap = false;
+    }
+  });
+  document.addEventListener("htmx:sseBeforeMessage", function (event) {
+    if (event.target.id === "job-status" && keepsInput(event.target, event.detail.data)) event.preventDefault();
+  });
+
   // Live status falls back to polling when the event stream cannot be held open (a proxy, a busy server).
   var POLL_MS = 2000;
   function finished(target) {
