@@ -21,6 +21,7 @@ from flask_jwt_extended import (
 from api.errors import problem
 from core.bank import Bank
 from core.errors import Forbidden
+from core.local_users import confirmed
 from core.models import User
 from core.users import STAFF, is_staff
 
@@ -66,9 +67,7 @@ def user_of_token(b: Bank, payload: dict[str, Any], user: User | None = None) ->
     out everywhere since (a password change bumps the token version). Revocation is checked apart. `user`: the
     token's user as the caller has just looked it up (open streams share look-ups), instead of reading it here."""
     if user is None:
-        user = b.users.get(payload["sub"])
-        if not _grants(user, payload):  # refused on the process's copy: confirm against the database first
-            user = b.users.get(payload["sub"], fresh=True)
+        user = confirmed(b.users, b.users.get(payload["sub"]), payload["sub"], lambda u: _grants(u, payload))
     return user if _grants(user, payload) else None
 
 
@@ -115,10 +114,8 @@ def revoke_current_tokens() -> None:
 def _role(user: User, allowed: tuple[str, ...]) -> str:
     """The user's role; one the guard would refuse is confirmed against the database (a promotion a moment ago on
     another process may not be in this process's copy yet)."""
-    if user.role in allowed:
-        return user.role
-    confirmed = bank().users.get(user.id, fresh=True)
-    return confirmed.role if confirmed is not None else user.role
+    current = confirmed(bank().users, user, user.id, lambda u: u is not None and u.role in allowed)
+    return current.role if current is not None else user.role
 
 
 def staff_required(fn: Callable[..., Any]) -> Callable[..., Any]:

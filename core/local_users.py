@@ -26,6 +26,7 @@ On SQLite (the embedded default) the database is a local file, so `StoredUsers` 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from sqlalchemy import text
@@ -53,6 +54,14 @@ _CHANGED_SINCE = text(
 class Users(Protocol):
     def get(self, user_id: str, *, fresh: bool = False) -> User | None: ...
     def forget(self, user_ids: set[str]) -> None: ...
+
+
+def confirmed(users: Users, user: User | None, user_id: str, passes: Callable[[User | None], bool]) -> User | None:
+    """`user` (the request's, maybe from the copy) when it passes the check; otherwise the user as stored now, so
+    nobody is refused on a copy that has not yet seen the change letting them in. The caller checks the result."""
+    if passes(user):
+        return user
+    return users.get(user_id, fresh=True)
 
 
 class StoredUsers:

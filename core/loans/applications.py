@@ -16,6 +16,7 @@ from core.clock import isoformat, utcnow
 from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from core.loans.books import outstanding
 from core.loans.products import MAX_TERM_MONTHS, format_rate
+from core.local_users import confirmed
 from core.models import Account, Loan, LoanInstalment, LoanProduct, User
 from core.money import format_minor, parse_amount
 from core.pagination import newest_first
@@ -73,9 +74,8 @@ def visible_loan(s: Session, user: User, loan_id: str, *, lock: bool = False) ->
 def apply_for_loan(bank: Bank, user: User, cmd: LoanApplication) -> dict[str, Any]:
     if user.role != "customer":
         raise Forbidden("Only customers apply for loans.", code="forbidden")
-    if bank.settings.require_kyc and user.kyc_status != "verified":
-        # `user` may come from the process's copy of users, a moment behind (core.local_users): confirm first.
-        current = bank.users.get(user.id, fresh=True)
+    if bank.settings.require_kyc:
+        current = confirmed(bank.users, user, user.id, lambda u: u is not None and u.kyc_status == "verified")
         if current is None or current.kyc_status != "verified":
             raise Forbidden("Your identity must be verified before you borrow.", code="kyc_required")
     with bank.db.transaction() as s:

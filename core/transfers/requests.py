@@ -16,6 +16,7 @@ from core.clock import as_utc, isoformat, utcnow
 from core.db import queue_insert
 from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from core.idempotency import Accepted, accept, fingerprint
+from core.local_users import confirmed
 from core.models import Account, Job, Transfer, User, new_id
 from core.money import check_currency, format_minor, parse_amount
 from core.settings import Settings
@@ -101,9 +102,10 @@ def check_usable(account: Account, side: str) -> None:
 def _check_sender(bank: Bank, s: Session, source: Account, caller: User) -> None:
     # The caller was loaded for this request (and found active) a moment ago: no need to read it again, unless
     # they would be refused on it (it may come from the process's copy of users, a moment behind: core.local_users).
-    owner = caller if source.owner_id == caller.id else s.get(User, source.owner_id) if source.owner_id else None
-    if owner is caller and _refusal_of_sender(bank, owner) is not None:
-        owner = s.get(User, caller.id)
+    if source.owner_id == caller.id:
+        owner = confirmed(bank.users, caller, caller.id, lambda u: _refusal_of_sender(bank, u) is None)
+    else:
+        owner = s.get(User, source.owner_id) if source.owner_id else None
     refusal = _refusal_of_sender(bank, owner)
     if refusal is not None:
         raise refusal
