@@ -89,9 +89,7 @@ _IN_FLIGHT = select(func.count()).select_from(_DELIVERIES).where(
     _DELIVERIES.c.webhook_id == bindparam("of_webhook"), _DELIVERIES.c.status == "sending",
     _DELIVERIES.c.lease_until >= bindparam("at"))
 _PICKED = (select(_DELIVERIES.c.id)
-           .where(_DELIVERIES.c.webhook_id == bindparam("of_webhook"),
-                  ((_DELIVERIES.c.status == "pending") & (_DELIVERIES.c.next_attempt_at <= bindparam("at")))
-                  | ((_DELIVERIES.c.status == "sending") & (_DELIVERIES.c.lease_until < bindparam("at"))))
+           .where(_DELIVERIES.c.webhook_id == bindparam("of_webhook"), _due(bindparam("at")))
            .order_by(_DELIVERIES.c.next_attempt_at, _DELIVERIES.c.event_id).limit(bindparam("room"))
            .with_for_update(skip_locked=True))
 _CLAIM = (update(_DELIVERIES).where(_DELIVERIES.c.id.in_(_PICKED.scalar_subquery()))
