@@ -102,15 +102,21 @@ def test_a_large_transfer_is_confirmed_with_the_emailed_code(bankq: Bankq, new_c
     assert bankq.client.balance(bob["token"], bob["account"]["id"]) == "1200.00"
 
 
+def _transfer_form_without_the_stream(bankq: Bankq, new_context, funds: str, amount: str):  # type: ignore[no-untyped-def]
+    """Alice's transfer form filled in for Bob, on a page whose event stream is blocked (so it must poll)."""
+    alice, bob = bankq.customer(funds=funds), bankq.customer("Bob Okafor")
+    page = signed_in(new_context(), alice["username"]).new_page()
+    page.route("**/jobs/*/events", lambda route: route.abort())
+    page.goto("/transfers/new")
+    page.get_by_label("Account number").fill(bob["account"]["number"])
+    page.get_by_label("Amount").fill(amount)
+    return alice, bob, page
+
+
 def test_a_confirmation_code_being_typed_survives_the_status_polls(bankq: Bankq, new_context) -> None:
     """Without the event stream the page polls every 2 s; a poll that finds the job still waiting for its code
     must not put an empty form in place of the one the customer is filling in."""
-    alice, bob = bankq.customer(funds="2000.00"), bankq.customer("Bob Okafor")
-    page = signed_in(new_context(), alice["username"]).new_page()
-    page.route("**/jobs/*/events", lambda route: route.abort())  # no event stream: the page must poll
-    page.goto("/transfers/new")
-    page.get_by_label("Account number").fill(bob["account"]["number"])
-    page.get_by_label("Amount").fill("1500.00")
+    alice, bob, page = _transfer_form_without_the_stream(bankq, new_context, "2000.00", "1500.00")
     page.get_by_role("button", name="Send").click()
     page.wait_for_url(JOB_URL)
     status(page, "awaiting_confirmation", bankq)
@@ -127,12 +133,7 @@ def test_a_confirmation_code_being_typed_survives_the_status_polls(bankq: Bankq,
 def test_a_double_submitted_transfer_form_posts_once_and_polling_takes_over_without_the_stream(
     bankq: Bankq, new_context
 ) -> None:
-    alice, bob = bankq.customer(funds="50.00"), bankq.customer("Bob Okafor")
-    page = signed_in(new_context(), alice["username"]).new_page()
-    page.route("**/jobs/*/events", lambda route: route.abort())  # no event stream: the page must poll
-    page.goto("/transfers/new")
-    page.get_by_label("Account number").fill(bob["account"]["number"])
-    page.get_by_label("Amount").fill("10.00")
+    alice, bob, page = _transfer_form_without_the_stream(bankq, new_context, "50.00", "10.00")
     sent = page.evaluate("() => Object.fromEntries(new FormData(document.querySelector('form.once')))")
     with bankq.holding(alice["account"]["id"]):
         page.get_by_role("button", name="Send").dblclick()
